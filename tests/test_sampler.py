@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+
+from tplib.data.dataset import SeqDataset, make_split
+from tplib.data.sampler import TrainSampler, left_pad
+
+
+def tiny_dataset(n_users=20, n_items=30, seed=0):
+    rng = np.random.default_rng(seed)
+    seqs = [rng.choice(np.arange(1, n_items + 1), size=rng.integers(10, 25), replace=False) for _ in range(n_users)]
+    return SeqDataset.from_sequences("tiny", seqs, n_items)
+
+
+def test_left_pad():
+    out = left_pad([np.array([1, 2, 3]), np.array([4]), np.array([], dtype=np.int64)], 2)
+    assert out.tolist() == [[2, 3], [0, 4], [0, 0]]
+
+
+def test_sequence_rows_are_aligned_next_item_targets():
+    ds = tiny_dataset()
+    split = make_split(ds, 0)
+    s = TrainSampler(ds, split, 8, "sequence", np.random.default_rng(0))
+    assert s.n_units == len(split.existing)
+    for i, u in enumerate(split.existing):
+        train = ds.seq(u)[:-2]
+        assert s.inputs[i].tolist() == left_pad([train[:-1]], 8)[0].tolist()
+        assert s.targets[i].tolist() == left_pad([train[1:]], 8)[0].tolist()
+
+
+def test_windows_cover_the_training_sequence():
+    ds = tiny_dataset()
+    split = make_split(ds, 0)
+    s = TrainSampler(ds, split, 5, "window", np.random.default_rng(0), targets=3)
+    u0 = split.existing[0]
+    train = ds.seq(u0)[:-2]
+    rows = s.user_rows(0, 10_000)
+    assert len(rows) == len(train) - 5 - 3 + 1
+    assert s.inputs[rows[0]].tolist() == train[:5].tolist()
+    assert s.targets[rows[0]].tolist() == train[5:8].tolist()
+    assert s.targets[rows[-1]].tolist() == train[-3:].tolist()
+    assert (s.unit_user[rows] == u0).all()
+
+
+def test_negatives_avoid_the_users_training_items():
+    ds = tiny_dataset(n_items=30)
+    split = make_split(ds, 0)
+    s = TrainSampler(ds, split, 10, "sequence", np.random.default_rng(1))
+    for batch in s.epoch(4):
+        for r in range(len(batch.users)):
+            u = int(batch.users[r])
+            seen = set(ds.seq(u)[:-2].tolist())
+            pos, neg = batch.pos[r], batch.neg[r]
+            assert ((neg == 0) == (pos == 0)).all()
+            assert not (set(neg[neg > 0].tolist()) & seen)
+            assert neg.max() <= ds.n_items
+
+
+def test_epoch_visits_every_row_once_and_mixes_users():
+    ds = tiny_dataset()
+    split = make_split(ds, 0)
+    s = TrainSampler(ds, split, 5, "window", np.random.default_rng(2))
+    seen_users = [set(b.users.tolist()) for b in s.epoch(16)]
+    assert sum(len(b.users) for b in s.epoch(16)) == s.n_units
+    assert max(len(x) for x in seen_users) > 1
+
+
+def test_user_batch_is_one_user_and_capped():
+    ds = tiny_dataset()
+    split = make_split(ds, 0)
+    s = TrainSampler(ds, split, 3, "window", np.random.default_rng(3), targets=2)
+    b = s.user_batch(2, max_size=4)
+    assert len(b.users) == 4 and set(b.users.tolist()) == {int(split.existing[2])}
+
+
+def test_same_seed_same_batches():
+    ds = tiny_dataset()
+    split = make_split(ds, 0)
+    a = [b.neg for b in TrainSampler(ds, split, 8, "sequence", np.random.default_rng(7)).epoch(5)]
+    b = [b.neg for b in TrainSampler(ds, split, 8, "sequence", np.random.default_rng(7)).epoch(5)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_bad_mode():
+    ds = tiny_dataset()
+    with pytest.raises(ValueError, match="mode"):
+        TrainSampler(ds, make_split(ds, 0), 5, "bogus", np.random.default_rng(0))

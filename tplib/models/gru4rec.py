@@ -1,0 +1,85 @@
+"""GRU4Rec: session-based recommendation with recurrent neural networks.
+
+Hidasi, Karatzoglou, Baltrunas & Tikk, "Session-based Recommendations with Recurrent Neural Networks",
+ICLR 2016 (reference implementation: hidasib/GRU4Rec). Used here as the paper under reproduction uses it
+(Yin et al. KDD 2020, §4.1.3): as the RNN backbone φ, trained with that paper's BCE loss (one sampled negative
+per positive), not GRU4Rec's session-parallel mini-batches or its BPR/TOP1 losses.
+
+φ at position t: ``item_emb(s) -> dropout -> GRU(d, d, gru_layers)`` (dropout ``cfg.dropout`` also between
+stacked GRU layers, as GRU4Rec's hidden dropout); the GRU's output at t is φ(s_1..s_t).
+h: ``score(φ, i) = φ · item_emb(i)``, the dot product with the (shared) item embedding, as for SASRec.
+
+Left padding, stated: the GRU never sees the padding. The left-padded batch is re-aligned to the left, run as a
+packed sequence (``pack_padded_sequence``) from a zero initial state, and re-aligned to the right. So a user's
+φ does not depend on how much padding the input carries (φ of ``[0, 0, a, b, c]`` equals φ of ``[a, b, c]``),
+short sequences cost no padded steps, and outputs at padded positions are exactly 0. A row with no item at all
+is run for one step on the zero padding embedding (φ is then the GRU's response to a zero input, never NaN).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from tplib.config import ModelConfig
+from tplib.models.base import SeqRecModel
+
+
+class GRU4Rec(SeqRecModel):
+    all_positions = True
+
+    def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        d = cfg.d
+        self.n_items = n_items
+        self.d = d
+        self.input_len = cfg.max_len
+        self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
+        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.gru = nn.GRU(d, d, cfg.gru_layers, batch_first=True, dropout=cfg.dropout if cfg.gru_layers > 1 else 0.0)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Item embeddings as SASRec.pytorch (xavier normal); the GRU keeps PyTorch's default
+        # uniform(-1/sqrt(d), 1/sqrt(d)) initialisation.
+        nn.init.xavier_normal_(self.item_emb.weight)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    @property
+    def embed_dim(self) -> int:
+        return self.d
+
+    def encode_all(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        seqs = seqs[:, -self.input_len :]  # (B, L)
+        B, L = seqs.shape
+        lengths = (seqs != 0).sum(1)  # (B,)
+        n_pad = L - lengths  # (B,)
+        idx = torch.arange(L, device=seqs.device)
+        to_left = (idx.unsqueeze(0) + n_pad.unsqueeze(1)) % L  # (B, L): left-aligned column j <- column j + n_pad
+        left = seqs.gather(1, to_left)  # (B, L), items first, padding after
+        x = self.emb_drop(self.item_emb(left))  # (B, L, d)
+        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.gru(packed)
+        y, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # (B, L, d), 0 after each row's end
+        to_right = (idx.unsqueeze(0) - n_pad.unsqueeze(1)) % L  # (B, L)
+        return y.gather(1, to_right.unsqueeze(-1).expand(B, L, self.d))  # (B, L, d), right-aligned again
+
+    def encode(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        seqs = seqs[:, -self.input_len :]  # (B, L)
+        lengths = (seqs != 0).sum(1)  # (B,)
+        n_pad = seqs.shape[1] - lengths  # (B,)
+        idx = torch.arange(seqs.shape[1], device=seqs.device)
+        left = seqs.gather(1, (idx.unsqueeze(0) + n_pad.unsqueeze(1)) % seqs.shape[1])  # (B, L)
+        x = self.emb_drop(self.item_emb(left))  # (B, L, d)
+        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        _, h_n = self.gru(packed)  # (layers, B, d), each row's state after its last item
+        return h_n[-1]  # (B, d)
+
+    def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        # h (B, M, d) or (B, 1, d); items (B, M) -> (B, M)
+        return (h * self.item_emb(items)).sum(-1)
+
+    def score_all(self, h: torch.Tensor) -> torch.Tensor:
+        return h @ self.item_emb.weight.t()  # (B, n_items + 1)

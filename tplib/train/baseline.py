@@ -1,0 +1,31 @@
+"""The baseline's update rule: Adam on the BCE loss of mini-batches that mix users (ordinary training)."""
+
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from tplib.config import RunConfig
+from tplib.data.sampler import TrainSampler
+from tplib.models.base import SeqRecModel
+from tplib.train.loss import bce_loss
+
+
+class BaselineUpdater:
+    def __init__(self, cfg: RunConfig, model: SeqRecModel) -> None:
+        self.model = model
+        self.batch_size = cfg.train.batch_size
+        self.opt = torch.optim.Adam(
+            model.parameters(), lr=cfg.train.lr, betas=(0.9, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay
+        )
+
+    def run_epoch(self, sampler: TrainSampler, bar: tqdm) -> dict[str, float]:
+        total, n = 0.0, 0
+        for batch in sampler.epoch(self.batch_size):
+            loss, _ = bce_loss(self.model, batch)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            total += loss.item()
+            n += 1
+        return {"loss": total / max(n, 1)}

@@ -1,0 +1,190 @@
+"""The training loop shared by every method: epochs, validation, early stopping, checkpoints, logs.
+
+Methods differ only in their update rule (an :class:`Updater`: the baseline's Adam step on mixed mini-batches,
+or TP's inner/outer steps). Model selection uses validation NDCG@10 of existing users only (never test items).
+
+A run folder receives (each written atomically):
+- ``config.json``: the resolved config;
+- ``model.pt``: the best checkpoint (by validation), with its config;
+- ``train_log.csv``: one row per epoch (losses, seconds, validation metrics where evaluated);
+- ``train_summary.json``: best epoch, best validation score, epochs run, wall time, device, versions. Written last:
+  its presence marks a finished run.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from tplib.config import RunConfig
+from tplib.data.dataset import SeqDataset, Split, atomic_write_text, make_split
+from tplib.data.sampler import TrainSampler
+from tplib.evaluate import validation_ranks
+from tplib.metrics import metrics_from_ranks
+from tplib.models import build_model
+from tplib.models.base import SeqRecModel
+
+log = logging.getLogger(__name__)
+
+
+class Updater(Protocol):
+    """A method's update rule: one epoch of parameter updates over the sampler's data."""
+
+    def run_epoch(self, sampler: TrainSampler, bar: tqdm) -> dict[str, float]: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name} but CUDA is not available here; use train.device=cpu")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds torch's global generator (initialisation, dropout); numpy generators are passed explicitly."""
+    torch.manual_seed(seed)
+
+
+def rng_for(seed: int, stream: int) -> np.random.Generator:
+    """An independent numpy generator per purpose (1 = training sampler, 2 = TP user order, ...)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, stream]))
+
+
+def make_updater(cfg: RunConfig, model: SeqRecModel, sampler: TrainSampler, split: Split, ds: SeqDataset) -> Updater:
+    if cfg.method == "baseline":
+        from tplib.train.baseline import BaselineUpdater
+
+        return BaselineUpdater(cfg, model)
+    if cfg.method == "tp":
+        from tplib.train.tp import TPUpdater
+
+        return TPUpdater(cfg, model, sampler, split, ds)
+    raise ValueError(f"unknown method {cfg.method!r}")  # RunConfig.check() rejects it earlier
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_for(cfg: RunConfig, ds: SeqDataset, device: torch.device) -> SeqRecModel:
+    return build_model(cfg.backbone, ds.n_items, ds.n_users, cfg.model).to(device)
+
+
+def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path) -> dict[str, Any]:
+    """Train ``cfg.backbone`` with ``cfg.method`` on ``ds``; write the run folder ``out``; return the summary."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_summary.json").unlink(missing_ok=True)  # a rerun is not finished until it says so
+    atomic_write_text(out / "config.json", cfg.to_json() + "\n")
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    seed_everything(cfg.seed)
+
+    split = make_split(ds, cfg.seed, cfg.split.new_frac, cfg.split.head_frac)
+    model = build_for(cfg, ds, device)
+    mode = "sequence" if model.all_positions else "window"
+    sampler = TrainSampler(ds, split, model.input_len, mode, rng_for(cfg.seed, 1), cfg.model.caser_T, device)
+    updater = make_updater(cfg, model, sampler, split, ds)
+
+    metric = cfg.eval.select_metric
+    best_score, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
+    evals_since_best, rows = 0, []
+    quiet = not (cfg.train.progress and sys.stderr.isatty())
+    t0 = time.perf_counter()
+    epoch = 0
+    log.info(
+        "training %s/%s on %s (seed %d): %d existing users, %d rows per epoch, device %s",
+        cfg.backbone, cfg.method, ds.name, cfg.seed, len(split.existing), sampler.n_units, device,
+    )
+    with tqdm(total=cfg.train.max_epochs, desc=f"{cfg.backbone}/{cfg.method}", disable=quiet, unit="ep") as bar:
+        for epoch in range(1, cfg.train.max_epochs + 1):
+            t_ep = time.perf_counter()
+            model.train()
+            losses = updater.run_epoch(sampler, bar)
+            row: dict[str, Any] = {"epoch": epoch, **losses, "train_seconds": time.perf_counter() - t_ep}
+            if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.max_epochs:
+                t_ev = time.perf_counter()
+                ranks = validation_ranks(model, ds, split, cfg.eval.mask_seen, cfg.train.eval_batch_users)
+                valid = metrics_from_ranks(ranks, tuple(sorted({10, int(metric.split("@")[1])})))
+                score = valid[metric]
+                row.update({f"valid_{k}": v for k, v in valid.items() if k != "users"})
+                row["eval_seconds"] = time.perf_counter() - t_ev
+                if score > best_score:
+                    best_score, best_epoch, evals_since_best = score, epoch, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                    atomic_torch_save(_checkpoint(cfg, ds, best_state, epoch, score), out / "model.pt")
+                else:
+                    evals_since_best += 1
+                bar.set_postfix(loss=f"{losses.get('loss', float('nan')):.4f}", valid=f"{score:.4f}", best=best_epoch)
+                log.info("epoch %d loss %.4f valid %s %.4f (best %.4f @ %d)", epoch, losses.get("loss", float("nan")),
+                         metric, score, best_score, best_epoch)
+            rows.append(row)
+            bar.update(1)
+            if (
+                "eval_seconds" in row
+                and evals_since_best > cfg.train.patience
+                and epoch >= cfg.train.min_epochs
+            ):
+                log.info("early stop at epoch %d: no better validation %s in %d evaluations", epoch, metric,
+                         evals_since_best)
+                break
+
+    wall = time.perf_counter() - t0
+    if not (out / "model.pt").exists():  # max_epochs reached without any evaluation cannot happen, but be safe
+        atomic_torch_save(_checkpoint(cfg, ds, best_state, best_epoch, best_score), out / "model.pt")
+    atomic_write_text(out / "train_log.csv", pd.DataFrame(rows).to_csv(index=False))
+    summary = {
+        "best_epoch": best_epoch,
+        f"best_valid_{metric}": best_score,
+        "epochs_run": epoch,
+        "wall_seconds": round(wall, 3),
+        "seconds_per_epoch": round(float(np.mean([r["train_seconds"] for r in rows])), 4),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "existing_users": int(len(split.existing)),
+        "new_users": int(len(split.new)),
+        "rows_per_epoch": int(sampler.n_units),
+    }
+    atomic_write_text(out / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _checkpoint(cfg: RunConfig, ds: SeqDataset, state: dict, epoch: int, score: float) -> dict[str, Any]:
+    return {
+        "config": cfg.to_dict(),
+        "state_dict": state,
+        "epoch": epoch,
+        "valid_score": score,
+        "n_items": ds.n_items,
+        "n_users": ds.n_users,
+        "dataset": ds.name,
+    }
