@@ -90,7 +90,7 @@ class TPConfig:
     P: int = 1  # parallel inner chains averaged per outer step (1 = the paper's algorithm)
     user_batch: int = 128  # cap on one user's mini-batch (Caser windows)
     disc_hidden: int = 50  # discriminator MLP hidden width
-    diag_every: int = 50  # outer steps between mechanism diagnostics
+    diag_every: int = 10  # outer steps between mechanism diagnostics (gradient alignment between users)
 
     def check(self) -> None:
         if self.k < 1:

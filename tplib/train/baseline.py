@@ -22,7 +22,7 @@ class BaselineUpdater:
     def run_epoch(self, sampler: TrainSampler, bar: tqdm) -> dict[str, float]:
         total, n = 0.0, 0
         for batch in sampler.epoch(self.batch_size):
-            loss, _ = bce_loss(self.model, batch)
+            loss = bce_loss(self.model, batch).loss
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

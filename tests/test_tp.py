@@ -1,0 +1,211 @@
+"""The TP trainer's meaning: the tests pin Algorithm 1 as method.md reads it."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from tplib.config import ConfigError, build_config, parse_sets
+from tplib.data.dataset import SeqDataset, make_split
+from tplib.data.sampler import TrainSampler
+from tplib.models import build_model
+from tplib.train.loss import bce_loss
+from tplib.train.tp import Discriminator, TPUpdater, adversarial_loss, reptile_outer_step, reverse_grad
+
+
+def tiny(n_users=30, n_items=40, seed=0):
+    rng = np.random.default_rng(seed)
+    seqs = [rng.choice(np.arange(1, n_items + 1), size=rng.integers(10, 30), replace=False) for _ in range(n_users)]
+    return SeqDataset.from_sequences("tiny", seqs, n_items)
+
+
+def setup(backbone="sasrec", sets=(), seed=0):
+    ds = tiny()
+    cfg = build_config(backbone, "tp", seed, "tiny", parse_sets(["model.dropout=0", "model.max_len=12", *sets]))
+    torch.manual_seed(0)
+    model = build_model(backbone, ds.n_items, ds.n_users, cfg.model)
+    split = make_split(ds, seed)
+    mode = "sequence" if model.all_positions else "window"
+    sampler = TrainSampler(ds, split, model.input_len, mode, np.random.default_rng(5), cfg.model.caser_T)
+    return ds, cfg, model, split, sampler
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "caser"])
+def test_k1_lambda0_is_adam_on_single_user_sgd_steps(backbone):
+    """k = 1, λ = 0: the inner step is plain SGD on one user's mini-batch (Θ − θ_1 = α ∇L), so the outer update
+    is exactly an Adam step (lr β) on α·∇L of that single user's batch. Compared parameter by parameter, in
+    float64 (in float32, Θ − (Θ − αg) rounds g's tiniest entries, which Adam's normalisation then magnifies)."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        _k1_lambda0(backbone)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def _k1_lambda0(backbone):
+    ds, cfg, model, split, sampler = setup(backbone, ["tp.k=1", "tp.lam=0", "tp.alpha=0.05"])
+    ref_model = copy.deepcopy(model)
+    ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5), cfg.model.caser_T)
+    ref_opt = torch.optim.Adam(ref_model.parameters(), lr=cfg.tp.beta)
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    for step, u in enumerate([3, 7, 3, 11]):
+        up.outer_step(sampler, np.array([[u]]))
+        batch = ref_sampler.user_batch(u, cfg.tp.user_batch)
+        loss = bce_loss(ref_model, batch).loss
+        ref_opt.zero_grad()
+        loss.backward()
+        for p in ref_model.parameters():
+            p.grad = cfg.tp.alpha * p.grad  # the outer "gradient" Θ − θ_1 = α ∇L
+        ref_opt.step()
+        for (name, a), b in zip(model.named_parameters(), ref_model.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=f"step {step}: {name}")
+
+
+def test_inner_step_is_plain_sgd():
+    ds, cfg, model, split, sampler = setup("gru4rec", ["tp.k=1", "tp.lam=0", "tp.alpha=0.1"])
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    batch = sampler.user_batch(2, 64)
+    g, g_d, _ = up.inner_grads(batch, up.labels[2])
+    ref = copy.deepcopy(model)
+    loss = bce_loss(ref, batch).loss
+    loss.backward()
+    for a, p in zip(g, ref.parameters()):
+        torch.testing.assert_close(a, p.grad if p.grad is not None else torch.zeros_like(p))
+
+
+def quadratic(A, b):
+    """L(θ) = ½‖Aθ − b‖², gradient Aᵀ(Aθ − b), Hessian AᵀA."""
+    return (lambda th: A.T @ (A @ th - b)), A.T @ A
+
+
+def test_reptile_k2_direction_and_size_on_a_quadratic():
+    torch.manual_seed(0)
+    d = 5
+    (g1, _), (g2, H2) = [quadratic(torch.randn(d, d, dtype=torch.float64), torch.randn(d, dtype=torch.float64)) for _ in range(2)]
+    Theta = torch.randn(d, dtype=torch.float64)
+    alpha = 0.05
+    theta = Theta.clone().requires_grad_(True)
+    grads = [g1, g2]
+    inner = lambda c, i: [grads[i](theta.detach())]  # noqa: E731
+    # An outer optimizer of plain SGD with lr 1 applies the outer "gradient" as it is: θ_new = Θ − (Θ − θ_2) = θ_2.
+    opt = torch.optim.SGD([theta], lr=1.0)
+    reptile_outer_step([theta], inner, 1, 2, alpha, [opt])
+    # Reptile's expansion, exact for quadratics: Θ − θ_2 = α(g1(Θ) + g2(Θ)) − α² H2 g1(Θ)
+    expected_delta = alpha * (g1(Theta) + g2(Theta)) - alpha**2 * H2 @ g1(Theta)
+    torch.testing.assert_close(Theta - theta.detach(), expected_delta)
+    # With Adam (the paper's outer optimizer) the step moves toward the inner result θ_2.
+    theta2 = Theta - expected_delta
+    th = Theta.clone().requires_grad_(True)
+    inner = lambda c, i: [grads[i](th.detach())]  # noqa: E731
+    reptile_outer_step([th], inner, 1, 2, alpha, [torch.optim.Adam([th], lr=1e-3)])
+    move = th.detach() - Theta
+    assert torch.dot(move, theta2 - Theta) > 0
+    assert move.norm() == pytest.approx(1e-3 * d**0.5, rel=1e-3)  # Adam's first step: β per coordinate
+
+
+def test_P_chains_average_their_deltas():
+    theta = torch.zeros(3, requires_grad=True)
+    g = {0: torch.tensor([1.0, 0, 0]), 1: torch.tensor([0, 2.0, 0])}
+    reptile_outer_step([theta], lambda c, i: [g[c]], 2, 1, 0.5, [torch.optim.SGD([theta], lr=1.0)])
+    # chain deltas: 0.5*[1,0,0] and 0.5*[0,2,0]; mean [0.25, 0.5, 0] -> θ = −mean... moved toward both chains
+    torch.testing.assert_close(theta.detach(), torch.tensor([-0.25, -0.5, 0.0]))
+
+
+def test_reverse_grad_is_identity_forward_and_negates_backward():
+    x = torch.randn(4, 3, requires_grad=True)
+    y = reverse_grad(x, 0.7)
+    assert torch.equal(y, x)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, torch.full_like(x, -0.7))
+
+
+def test_gradient_reversal_equals_the_explicit_min_max():
+    """One backward through the reversal layer == (∇θ[L − λ BCE_d], ∇θd[BCE_d]) computed separately."""
+    ds, cfg, model, split, sampler = setup("sasrec", ["tp.lam=0.3"])
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    u = int(np.flatnonzero(up.is_head)[0])
+    batch = sampler.user_batch(u, 64)
+    g, g_d, _ = up.inner_grads(batch, up.labels[u])
+    out = bce_loss(model, batch)
+    label = up.labels[u].expand(len(batch.users))
+    # the plain BCE_d, no reversal layer in the graph
+    logits = up.disc(out.phi)
+    per = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, label[:, None].expand_as(logits), reduction="none"
+    )
+    bce_d = per[out.mask].mean()
+    theta, theta_d = up.theta, up.theta_d
+    gL = torch.autograd.grad(out.loss, theta, retain_graph=True, allow_unused=True)
+    gD = torch.autograd.grad(bce_d, theta + theta_d, allow_unused=True)
+    z = lambda t, p: torch.zeros_like(p) if t is None else t  # noqa: E731
+    for a, l, dd, p in zip(g, gL, gD[: len(theta)], theta):
+        torch.testing.assert_close(a, z(l, p) - 0.3 * z(dd, p), rtol=1e-5, atol=1e-7)
+    for a, dd, p in zip(g_d, gD[len(theta) :], theta_d):
+        torch.testing.assert_close(a, z(dd, p))
+
+
+def test_adversarial_gradient_makes_head_and_tail_harder_to_tell_apart():
+    torch.manual_seed(1)
+    disc = Discriminator(6, 8)
+    phi = torch.randn(10, 1, 6)
+    labels = torch.tensor([1.0] * 5 + [0.0] * 5)
+    # train the discriminator a little so it separates the classes somewhat
+    phi[:5] += 1.0
+    opt = torch.optim.SGD(disc.parameters(), lr=0.5)
+    for _ in range(50):
+        loss, _ = adversarial_loss(disc, _out(phi), labels, 0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x = phi.clone().requires_grad_(True)
+    total, _ = adversarial_loss(disc, _out(x), labels, lam=1.0)
+    (gx,) = torch.autograd.grad(total, x)
+    before, _ = adversarial_loss(disc, _out(phi), labels, 0.0)
+    after, _ = adversarial_loss(disc, _out(phi - 0.1 * gx), labels, 0.0)
+    assert after > before  # the model's descent step raises the discriminator's loss
+    # and with λ = 0 the discriminator does not touch φ's gradient
+    x0 = phi.clone().requires_grad_(True)
+    total0, _ = adversarial_loss(disc, _out(x0), labels, lam=0.0)
+    (g0,) = torch.autograd.grad(total0, x0)
+    assert torch.count_nonzero(g0) == 0
+
+
+def _out(phi):
+    from tplib.train.loss import LossOut
+
+    return LossOut(torch.tensor(0.0), phi, torch.ones(phi.shape[:2], dtype=torch.bool))
+
+
+def test_lambda0_model_gradient_ignores_the_discriminator():
+    ds, cfg, model, split, sampler = setup("caser", ["tp.lam=0"])
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    batch = sampler.user_batch(1, 64)
+    g, _, _ = up.inner_grads(batch, up.labels[1])
+    gL = torch.autograd.grad(bce_loss(model, batch).loss, up.theta, allow_unused=True)
+    for a, b in zip(g, gL):
+        torch.testing.assert_close(a, torch.zeros_like(a) if b is None else b)
+
+
+def test_epoch_visits_each_user_once_and_writes_diagnostics():
+    ds, cfg, model, split, sampler = setup("sasrec", ["tp.k=2", "tp.diag_every=1"])
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    out = up.run_epoch(sampler, None)
+    assert out["outer_steps"] == np.ceil(len(split.existing) / 2)
+    assert sum(out[f"diag_pairs_{t}"] for t in ("hh", "ht", "tt")) == out["outer_steps"]
+    assert 0.0 <= out["disc_acc"] <= 1.0 and out["loss"] > 0 and out["adv_loss"] > 0
+    assert all(-1.0 <= out[f"diag_cos_{t}"] <= 1.0 for t in ("hh", "ht", "tt") if out[f"diag_pairs_{t}"])
+
+
+@pytest.mark.parametrize(
+    "sets, key",
+    [(["tp.k=0"], "tp.k"), (["tp.lam=-1"], "tp.lam"), (["tp.P=0"], "tp.P"), (["tp.alpha=0"], "tp.alpha")],
+)
+def test_bad_tp_config(sets, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_config("sasrec", "tp", 0, "x", parse_sets(sets))
+
+
+def test_unknown_method():
+    with pytest.raises(ConfigError, match="method"):
+        build_config("sasrec", "reptile", 0, "x")

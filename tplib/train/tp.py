@@ -1,0 +1,220 @@
+"""The TP update rule: gradient alignment (Reptile-style inner/outer updates across users) plus adversarial
+head/tail training (paper §3.2–3.4, Algorithm 1), as read in ``shared/design/method.md``.
+
+Per outer step, with the sign slips of the printed Eq. 6 and Algorithm 1 fixed::
+
+    Θ ← θ ; Θ_d ← θ_d
+    for i in 1..k:                                  # k inner steps, plain SGD with learning rate α
+        u ← the next user of a random permutation of the existing users
+        D ← a mini-batch of u's L-length subsequences with their next items (the shared sampler)
+        θ   ← θ   − α ∇θ  [ L(D; θ) − λ · BCE_d(D; θ, θ_d) ]
+        θ_d ← θ_d − α ∇θd [ BCE_d(D; θ, θ_d) ]
+    g ← Θ − θ ; g_d ← Θ_d − θ_d                     # from the start toward the inner result
+    θ ← Θ ; θ_d ← Θ_d ; one Adam step (lr β) on θ with gradient g and on θ_d with g_d
+
+``L`` is the baseline's loss (Eq. 2, :func:`tplib.train.loss.bce_loss`); ``BCE_d`` is the discriminator's binary
+cross-entropy on φ with label R = 1 for head users (the top 20% of existing users by interactions). Both
+gradients come from ONE backward pass through a gradient-reversal layer of weight λ placed between φ and the
+discriminator: the discriminator's parameters receive ∇BCE_d and the model's receive −λ∇BCE_d, exactly the
+min–max of Eq. 10 (``tests/test_tp.py`` checks this against the explicit two-gradient form). λ = 0 leaves the
+model's gradient untouched.
+
+One TP epoch visits every existing user's mini-batch once (as the baseline's epoch does), i.e. about
+``n_users / (k · P)`` outer steps.
+
+``P`` (a harness extension, default 1 = the paper's algorithm exactly) runs P inner chains from the same Θ, each
+on its own k users, and averages their deltas (batched Reptile). ``tp.vectorize`` runs the P chains at once with
+``torch.func.vmap`` over stacked copies of the parameters: the same arithmetic as running them one after another
+(only the dropout masks are drawn differently), so it keeps the algorithm's meaning for every P; with P = 1 there
+is nothing to vectorise and the plain loop runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from tplib.config import RunConfig
+from tplib.data.dataset import SeqDataset, Split
+from tplib.data.sampler import Batch, TrainSampler
+from tplib.models.base import SeqRecModel
+from tplib.train.loss import LossOut, bce_loss
+
+
+class Discriminator(nn.Module):
+    """f_d: a small MLP on φ that predicts head (1) vs tail (0). Returns logits."""
+
+    def __init__(self, d_in: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, phi: torch.Tensor) -> torch.Tensor:  # (..., D) -> (...)
+        return self.net(phi).squeeze(-1)
+
+
+def reverse_grad(x: torch.Tensor, lam: float) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by −λ backward. Written with plain tensor ops (the forward value
+    is exactly ``x``) so that it also works under ``torch.func`` transforms."""
+    xd = x.detach()
+    return xd + lam * (xd - x)
+
+
+def adversarial_loss(
+    disc: Discriminator, out: LossOut, labels: torch.Tensor, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BCE_d over the batch's real subsequences (through the gradient-reversal layer) and the discriminator's
+    accuracy. ``labels`` (B,) float: 1 for a head user's row, 0 for a tail user's."""
+    logits = disc(reverse_grad(out.phi, lam))  # (B, M')
+    y = labels[:, None].expand_as(logits)
+    m = out.mask.to(logits.dtype)
+    n = m.sum().clamp(min=1)
+    bce_d = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * m).sum() / n
+    acc = ((((logits > 0).to(y.dtype) == y).to(m.dtype)) * m).sum() / n
+    return bce_d, acc.detach()
+
+
+class TPUpdater:
+    def __init__(
+        self, cfg: RunConfig, model: SeqRecModel, sampler: TrainSampler, split: Split, ds: SeqDataset
+    ) -> None:
+        from tplib.train.loop import rng_for  # the loop imports this module lazily; avoid a cycle at import
+
+        self.cfg, self.tp, self.model = cfg, cfg.tp, model
+        device = next(model.parameters()).device
+        self.disc = Discriminator(model.embed_dim, cfg.tp.disc_hidden).to(device)
+        self.theta = [p for p in model.parameters() if p.requires_grad]
+        self.theta_d = list(self.disc.parameters())
+        # Outer optimiser: Adam with its suggested settings (the paper: lr β = 0.001).
+        self.opt = torch.optim.Adam(self.theta, lr=cfg.tp.beta)
+        self.opt_d = torch.optim.Adam(self.theta_d, lr=cfg.tp.beta)
+        self.rng = rng_for(cfg.seed, 2)
+        # R per training user (aligned with sampler.users): 1 = head.
+        self.is_head = np.isin(sampler.users, split.existing_head)
+        self.labels = torch.as_tensor(self.is_head, dtype=torch.get_default_dtype(), device=device)
+        self.outer_steps = 0
+
+    # ------------------------------------------------------------------------------------------------------
+    def inner_grads(self, batch: Batch, label: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], dict]:
+        """Gradients of one inner step: (∇θ[L − λ·BCE_d], ∇θd[BCE_d], stats)."""
+        out = bce_loss(self.model, batch)
+        bce_d, acc = adversarial_loss(self.disc, out, label.expand(batch.users.shape[0]), self.tp.lam)
+        params = self.theta + self.theta_d
+        grads = torch.autograd.grad(out.loss + bce_d, params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        n = len(self.theta)
+        return grads[:n], grads[n:], {"loss": out.loss.item(), "adv_loss": bce_d.item(), "disc_acc": acc.item()}
+
+    def outer_step(
+        self, sampler: TrainSampler, users: np.ndarray, diag: dict | None = None
+    ) -> list[dict[str, float]]:
+        """One outer iteration on a (P, k) array of training-user positions. Returns per-inner-step stats."""
+        stats: list[dict[str, float]] = []
+        flat: list[torch.Tensor] = []
+
+        def inner(c: int, i: int) -> list[torch.Tensor]:
+            u = int(users[c, i])
+            g, g_d, st = self.inner_grads(sampler.user_batch(u, self.tp.user_batch), self.labels[u])
+            stats.append(st)
+            if diag is not None and c == 0:
+                flat.append(torch.cat([x.reshape(-1) for x in g]))
+            return g + g_d
+
+        reptile_outer_step(self.theta + self.theta_d, inner, users.shape[0], users.shape[1], self.tp.alpha,
+                           [self.opt, self.opt_d])
+        if diag is not None:
+            record_alignment(diag, flat, self.is_head[users[0]])
+        self.outer_steps += 1
+        return stats
+
+    # ------------------------------------------------------------------------------------------------------
+    def run_epoch(self, sampler: TrainSampler, bar: tqdm) -> dict[str, float]:
+        n = len(sampler.users)
+        per_step = self.tp.k * self.tp.P
+        order = self.rng.permutation(n)
+        n_steps = math.ceil(n / per_step)
+        if len(order) < n_steps * per_step:  # top up the last outer step with random other users
+            order = np.concatenate([order, self.rng.choice(n, n_steps * per_step - len(order))])
+        users = order.reshape(n_steps, self.tp.P, self.tp.k)
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        diag: dict[str, list[float]] = defaultdict(list)
+        for s in range(n_steps):
+            want_diag = self.outer_steps % self.tp.diag_every == 0
+            for st in self.outer_step(sampler, users[s], diag if want_diag else None):
+                for key, v in st.items():
+                    sums[key] += v
+                count += 1
+        out = {key: v / max(count, 1) for key, v in sums.items()}
+        out["outer_steps"] = float(n_steps)
+        out.update(summarise_alignment(diag))
+        return out
+
+
+def reptile_outer_step(
+    params: list[torch.Tensor],
+    inner_grad: Callable[[int, int], list[torch.Tensor]],
+    P: int,
+    k: int,
+    alpha: float,
+    optimizers: list[torch.optim.Optimizer],
+) -> None:
+    """Algorithm 1's outer iteration on ``params`` (θ and θ_d together).
+
+    ``inner_grad(c, i)`` returns the gradients, at the current parameters, for inner step ``i`` of chain ``c``.
+    Each of the P chains starts from the snapshot Θ and takes k plain-SGD steps of size ``alpha``; the
+    parameters are restored to Θ and the optimizers take one step with gradient mean_c(Θ − θ_k^c).
+    """
+    start = [p.detach().clone() for p in params]
+    delta = [torch.zeros_like(p) for p in params]
+    for c in range(P):
+        for i in range(k):
+            grads = inner_grad(c, i)
+            with torch.no_grad():
+                for p, g in zip(params, grads):
+                    p.sub_(alpha * g)
+        with torch.no_grad():
+            for dl, s, p in zip(delta, start, params):
+                dl.add_(s - p)  # Θ − θ_k; the optimizer's step subtracts it, moving θ toward the inner result
+                p.copy_(s)
+    with torch.no_grad():
+        for p, dl in zip(params, delta):
+            p.grad = dl / P
+    for opt in optimizers:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Mechanism diagnostics: inner products and cosines between the inner-step gradients of different users.
+
+PAIR_TYPES = ("hh", "ht", "tt")
+
+
+def record_alignment(diag: dict[str, list[float]], flat: list[torch.Tensor], heads: np.ndarray) -> None:
+    """For every pair of inner steps (i < j) of one chain: their gradients' dot product and cosine, filed under
+    head–head, head–tail or tail–tail by the two users' labels."""
+    for i in range(len(flat)):
+        for j in range(i + 1, len(flat)):
+            kind = PAIR_TYPES[2 - int(heads[i]) - int(heads[j])]
+            dot = torch.dot(flat[i], flat[j]).item()
+            norm = (flat[i].norm() * flat[j].norm()).item()
+            diag[f"dot_{kind}"].append(dot)
+            diag[f"cos_{kind}"].append(dot / norm if norm > 0 else float("nan"))
+
+
+def summarise_alignment(diag: dict[str, list[float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in PAIR_TYPES:
+        dots, coss = diag.get(f"dot_{kind}", []), diag.get(f"cos_{kind}", [])
+        out[f"diag_dot_{kind}"] = float(np.mean(dots)) if dots else float("nan")
+        out[f"diag_cos_{kind}"] = float(np.nanmean(coss)) if coss else float("nan")
+        out[f"diag_pairs_{kind}"] = float(len(dots))
+    return out
