@@ -24,6 +24,7 @@ log = logging.getLogger("tplib")
 def _cmd_prepare(args: argparse.Namespace) -> None:
     from tplib.data.prepare import prepare
 
+    generic = {k: getattr(args, k) for k in ("sep", "user_col", "item_col", "time_col", "name")}
     ds = prepare(
         args.dataset,
         Path(args.raw) if args.raw else None,
@@ -31,6 +32,10 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
         verify=not args.no_verify,
         download=args.download,
         resources=Path(args.resources) if args.resources else None,
+        item_min=args.item_min,
+        user_min=args.user_min,
+        kcore=args.kcore,
+        **{k: v for k, v in generic.items() if v is not None},
     )
     print(json.dumps(ds.stats()))
 
@@ -72,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--download", action="store_true", help="download from the canonical URL when not found")
     pp.add_argument("--resources", help="where downloads go (default: resources/raw)")
     pp.add_argument("--no-verify", action="store_true", help="accept a raw file whose checksum differs (recorded)")
+    pp.add_argument("--item-min", type=int, help="drop items with fewer records (default: the source's setting)")
+    pp.add_argument("--user-min", type=int, help="then drop users with fewer records (default: the source's)")
+    pp.add_argument("--kcore", action="store_true", help="repeat the two cuts until nothing changes")
+    g = pp.add_argument_group("generic delimited files (--dataset generic)")
+    g.add_argument("--name", help="dataset name recorded in stats.json")
+    g.add_argument("--sep", help="field separator (default ',')")
+    g.add_argument("--user-col", help="user column name")
+    g.add_argument("--item-col", help="item column name")
+    g.add_argument("--time-col", help="time column name; without it, file order is time order")
     pp.set_defaults(func=_cmd_prepare)
 
     pt = sub.add_parser("train", help="train one backbone with one method and seed")

@@ -140,7 +140,7 @@ class Split:
 
 
 def head_users(users: np.ndarray, lengths: np.ndarray, head_frac: float) -> np.ndarray:
-    """The ``ceil``-free top ``round(head_frac * len(users))`` users by interaction count; ties go to the lower
+    """The top ``round(head_frac * len(users))`` users by interaction count; ties go to the lower
     user index. Returns sorted user indices."""
     users = np.asarray(users)
     n_head = int(round(head_frac * len(users)))
@@ -175,6 +175,13 @@ def make_split(ds: SeqDataset, seed: int, new_frac: float = 0.2, head_frac: floa
 # Atomic writes: write to a temporary file in the same folder, then rename over the target.
 
 
+def _umask_mode() -> int:
+    """0o666 less the process umask: what ``open()`` would give a new file (mkstemp gives 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +189,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -195,6 +203,7 @@ def atomic_write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from tplib.config import RunConfig
-from tplib.data.dataset import SeqDataset, Split, atomic_write_text, make_split
+from tplib.data.dataset import SeqDataset, Split, _umask_mode, atomic_write_text, make_split
 from tplib.data.sampler import TrainSampler
 from tplib.evaluate import validation_ranks
 from tplib.metrics import metrics_from_ranks
@@ -85,6 +85,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buf.getvalue())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
