@@ -12,16 +12,17 @@ Reference implementation followed: graytowne/caser_pytorch (``caser.py``).
 h: ``score(φ, i) = φ · W2[i] + b2[i]`` with separate output item embeddings W2 (n_items+1, 2d) and biases b2.
 Caser is trained on (window of L items, next T items) samples, not all positions: ``all_positions = False``.
 
-Users never trained on, stated (the paper's new users have no trained P_u): the user table holds the users the
-model trains on, indices 0..n_users-1, and such a user is passed as index -1. Its P_u is then, by
-``cfg.caser_new_user``:
+Users never trained on, stated (the paper's new users have no trained P_u): such a user is passed as index -1.
+Its P_u is then, by ``cfg.caser_new_user``:
 
-- ``"mean"`` (default): the mean of all rows of the user table (the average trained user);
+- ``"mean"`` (default): the mean of the embeddings of the trained users (the average trained user);
 - ``"zero"``: the zero vector (φ = [z, 0]: sequence part only).
 
 The choice is made per row with ``torch.where``, so a batch may mix trained and new users and trained users are
-unaffected. The user table must therefore be sized to the trained users (rows never trained would otherwise
-enter the mean).
+unaffected. Which rows of the (n_users, d) table are trained is the boolean buffer ``trained_users`` (saved with
+the state dict), set by :meth:`set_trained_users` before training; by default every row counts. Rows outside it
+(e.g. the new users' own rows, when the table is indexed by the dataset's global user index) keep their
+initial values and never enter the mean.
 
 Other stated differences from caser_pytorch: item index 0 is padding (``padding_idx=0``, a zero row) for
 windows shorter than L; inputs wider than L are cropped to their last L columns, narrower ones left-padded.
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tplib.config import ModelConfig
-from tplib.models.base import SeqRecModel
+from tplib.models.base import Dropout, SeqRecModel
 
 
 class Caser(SeqRecModel):
@@ -53,10 +54,11 @@ class Caser(SeqRecModel):
         self.new_user = cfg.caser_new_user
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.user_emb = nn.Embedding(n_users, d)
+        self.register_buffer("trained_users", torch.ones(n_users, dtype=torch.bool))
         self.conv_v = nn.Conv2d(1, self.n_v, (L, 1)) if self.n_v else None
         self.conv_h = nn.ModuleList(nn.Conv2d(1, self.n_h, (h, d)) for h in range(1, L + 1)) if self.n_h else None
         self.fc1 = nn.Linear(self.n_v * d + self.n_h * L, d)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.W2 = nn.Embedding(n_items + 1, 2 * d)
         self.b2 = nn.Embedding(n_items + 1, 1)
         self.reset_parameters()
@@ -73,17 +75,29 @@ class Caser(SeqRecModel):
     def embed_dim(self) -> int:
         return 2 * self.d
 
+    def set_trained_users(self, users: torch.Tensor) -> None:
+        """Mark the user indices the model trains on: the "mean" new-user embedding averages these rows only."""
+        users = torch.as_tensor(users, dtype=torch.long, device=self.trained_users.device)
+        self.trained_users.zero_()
+        self.trained_users[users] = True
+
+    def new_user_vector(self) -> torch.Tensor:
+        """P_u used for a user never trained on (d,): the mean trained user embedding, or 0."""
+        W = self.user_emb.weight  # (n_users, d)
+        if self.new_user == "zero":
+            return W.new_zeros(self.d)  # (d,)
+        m = self.trained_users.to(W.dtype)  # (n_users,)
+        return (m @ W) / m.sum().clamp(min=1.0)  # (d,); 0 if no user is marked
+
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        """P_u for each row (B, d); rows with ``users == -1`` get the stated new-user vector."""
+        """P_u for each row (B, d); rows with ``users == -1`` get :meth:`new_user_vector`."""
         known = users >= 0  # (B,)
         p = self.user_emb(users.clamp(min=0))  # (B, d)
-        if self.new_user == "mean":
-            fallback = self.user_emb.weight.mean(0)  # (d,)
-        else:
-            fallback = torch.zeros_like(p[0])  # (d,)
-        return torch.where(known.unsqueeze(1), p, fallback)  # (B, d)
+        return torch.where(known.unsqueeze(1), p, self.new_user_vector())  # (B, d)
 
-    def encode(self, seqs: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+    def encode(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        if users is None:
+            raise ValueError("Caser needs user indices (-1 for a user it never trained on)")
         L = self.input_len
         seqs = seqs[:, -L:]  # (B, <=L)
         if seqs.shape[1] < L:

@@ -14,6 +14,9 @@ packed sequence (``pack_padded_sequence``) from a zero initial state, and re-ali
 φ does not depend on how much padding the input carries (φ of ``[0, 0, a, b, c]`` equals φ of ``[a, b, c]``),
 short sequences cost no padded steps, and outputs at padded positions are exactly 0. A row with no item at all
 is run for one step on the zero padding embedding (φ is then the GRU's response to a zero input, never NaN).
+Zeros are only allowed as left padding (a 0 between items would be misread). ``nn.GRU`` has no
+``torch.func.vmap`` batching rule, so unlike SASRec and Caser this backbone cannot be vmapped over parameter copies.
+Initialisation: item embeddings xavier-normal (as SASRec.pytorch; padding row 0), the GRU at PyTorch's default.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tplib.config import ModelConfig
-from tplib.models.base import SeqRecModel
+from tplib.models.base import Dropout, SeqRecModel
 
 
 class GRU4Rec(SeqRecModel):
@@ -36,7 +39,7 @@ class GRU4Rec(SeqRecModel):
         self.d = d
         self.input_len = cfg.max_len
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
-        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.emb_drop = Dropout(cfg.dropout)
         self.gru = nn.GRU(d, d, cfg.gru_layers, batch_first=True, dropout=cfg.dropout if cfg.gru_layers > 1 else 0.0)
         self.reset_parameters()
 
@@ -51,31 +54,31 @@ class GRU4Rec(SeqRecModel):
     def embed_dim(self) -> int:
         return self.d
 
-    def encode_all(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+    def _run(self, seqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The GRU over each row's items only. Returns the packed outputs, the final states (layers, B, d) and
+        each row's number of padded columns."""
         seqs = seqs[:, -self.input_len :]  # (B, L)
-        B, L = seqs.shape
-        lengths = (seqs != 0).sum(1)  # (B,)
+        L = seqs.shape[1]
+        lengths = (seqs != 0).sum(1).clamp(min=1)  # (B,); an empty row runs one step on the padding embedding
         n_pad = L - lengths  # (B,)
         idx = torch.arange(L, device=seqs.device)
-        to_left = (idx.unsqueeze(0) + n_pad.unsqueeze(1)) % L  # (B, L): left-aligned column j <- column j + n_pad
-        left = seqs.gather(1, to_left)  # (B, L), items first, padding after
+        left = seqs.gather(1, (idx.unsqueeze(0) + n_pad.unsqueeze(1)) % L)  # (B, L): items first, padding after
         x = self.emb_drop(self.item_emb(left))  # (B, L, d)
-        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.gru(packed)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, h_n = self.gru(packed)  # packed (sum(lengths), d); (layers, B, d)
+        return out, h_n, n_pad
+
+    def encode_all(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        out, _, n_pad = self._run(seqs)
+        L = min(seqs.shape[1], self.input_len)
         y, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # (B, L, d), 0 after each row's end
+        idx = torch.arange(L, device=seqs.device)
         to_right = (idx.unsqueeze(0) - n_pad.unsqueeze(1)) % L  # (B, L)
-        return y.gather(1, to_right.unsqueeze(-1).expand(B, L, self.d))  # (B, L, d), right-aligned again
+        return y.gather(1, to_right.unsqueeze(-1).expand(-1, -1, self.d))  # (B, L, d), right-aligned again
 
     def encode(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        seqs = seqs[:, -self.input_len :]  # (B, L)
-        lengths = (seqs != 0).sum(1)  # (B,)
-        n_pad = seqs.shape[1] - lengths  # (B,)
-        idx = torch.arange(seqs.shape[1], device=seqs.device)
-        left = seqs.gather(1, (idx.unsqueeze(0) + n_pad.unsqueeze(1)) % seqs.shape[1])  # (B, L)
-        x = self.emb_drop(self.item_emb(left))  # (B, L, d)
-        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        _, h_n = self.gru(packed)  # (layers, B, d), each row's state after its last item
-        return h_n[-1]  # (B, d)
+        _, h_n, _ = self._run(seqs)
+        return h_n[-1]  # (B, d): each row's last-layer state after its last item
 
     def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # h (B, M, d) or (B, 1, d); items (B, M) -> (B, M)

@@ -26,8 +26,11 @@ Choices, stated:
   positions independent of how much left padding the input carries, so an input narrower than ``max_len``
   (e.g. a short user at evaluation) gives the same φ as the same input left-padded to ``max_len``. An input wider
   than ``max_len`` is cropped to its last ``max_len`` columns.
-- Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (one fused call per block, no
-  loop over positions); ``nn.Linear`` replaces the references' kernel-size-1 ``Conv1d`` (the same map).
+- No loop over positions; ``nn.Linear`` replaces the references' kernel-size-1 ``Conv1d`` (the same map).
+- The three dropouts (embedding, attention weights, FFN; all ``cfg.dropout``) use
+  :class:`~tplib.models.base.Dropout`, whose CPU mask is ~4x cheaper than ``bernoulli_``; so in training the
+  attention is written out (baddbmm, softmax, dropout, bmm), and otherwise (eval, or dropout 0) it is one
+  ``scaled_dot_product_attention`` call. Both paths are tested equal.
 - Initialisation as SASRec.pytorch: ``xavier_normal_`` on every weight matrix (embeddings included), LayerNorm
   at (1, 0), attention projection biases 0, FFN biases at PyTorch's default; then the padding row of the item
   table is reset to 0 (``padding_idx=0`` keeps it there).
@@ -42,29 +45,41 @@ import torch.nn.functional as F
 from torch import nn
 
 from tplib.config import ModelConfig
-from tplib.models.base import SeqRecModel
+from tplib.models.base import Dropout, SeqRecModel
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head attention with queries from ``q_in`` and keys/values from ``kv_in`` (SASRec's split)."""
+    """Multi-head attention with queries from ``q_in`` and keys/values from ``kv_in`` (SASRec's split), dropout
+    on the attention weights (as both references). ``mask`` is additive: 0 where a query may attend, -inf
+    elsewhere; every row must allow at least one key."""
 
     def __init__(self, d: int, n_heads: int, dropout: float) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.dropout = dropout
         self.q_proj = nn.Linear(d, d)
         self.kv_proj = nn.Linear(d, 2 * d)
         self.out_proj = nn.Linear(d, d)
+        self.attn_drop = Dropout(dropout)
 
     def forward(self, q_in: torch.Tensor, kv_in: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # q_in (B, Lq, d), kv_in (B, L, d), mask (B, 1, Lq, L) bool, True = may attend
+        # q_in (B, Lq, d), kv_in (B, L, d), mask (B, 1, Lq, L) float
         B, Lq, d = q_in.shape
         L = kv_in.shape[1]
         H = self.n_heads
         q = self.q_proj(q_in).view(B, Lq, H, d // H).transpose(1, 2)  # (B, H, Lq, d/H)
         k, v = self.kv_proj(kv_in).view(B, L, 2, H, d // H).permute(2, 0, 3, 1, 4)  # 2 x (B, H, L, d/H)
-        p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, Lq, d/H)
+        if self.training and self.attn_drop.p > 0:
+            # Written out so that the attention dropout uses the fast mask (SDPA's dropout draws with bernoulli_).
+            att = torch.baddbmm(
+                mask.expand(B, H, Lq, L).reshape(B * H, Lq, L),
+                q.reshape(B * H, Lq, d // H),
+                k.reshape(B * H, L, d // H).transpose(1, 2),
+                alpha=1.0 / math.sqrt(d // H),
+            )  # (B*H, Lq, L)
+            att = self.attn_drop(att.softmax(-1))  # (B*H, Lq, L)
+            y = torch.bmm(att, v.reshape(B * H, L, d // H)).view(B, H, Lq, d // H)  # (B, H, Lq, d/H)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, Lq, d/H)
         y = y.transpose(1, 2).reshape(B, Lq, d)  # (B, Lq, d)
         return self.out_proj(y)  # (B, Lq, d)
 
@@ -74,7 +89,7 @@ class PointWiseFeedForward(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(d, d)
         self.fc2 = nn.Linear(d, d)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, d) -> (B, L, d)
         return self.drop(self.fc2(self.drop(F.relu(self.fc1(x)))))
@@ -91,7 +106,7 @@ class SASRec(SeqRecModel):
         self.input_len = cfg.max_len
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.pos_emb = nn.Embedding(cfg.max_len, d)
-        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.emb_drop = Dropout(cfg.dropout)
         self.attn_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-8) for _ in range(cfg.n_blocks))
         self.attns = nn.ModuleList(CausalSelfAttention(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_blocks))
         self.ffn_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-8) for _ in range(cfg.n_blocks))
@@ -100,14 +115,18 @@ class SASRec(SeqRecModel):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for a in self.attns:
-            nn.init.zeros_(a.q_proj.bias)
-            nn.init.zeros_(a.kv_proj.bias)
-            nn.init.zeros_(a.out_proj.bias)
         for p in self.parameters():
             if p.dim() >= 2:
                 nn.init.xavier_normal_(p)
         with torch.no_grad():
+            for a in self.attns:
+                # nn.MultiheadAttention's packed (3d, d) in-projection, xavier-initialised as one matrix.
+                w = nn.init.xavier_normal_(torch.empty(3 * self.d, self.d))
+                a.q_proj.weight.copy_(w[: self.d])
+                a.kv_proj.weight.copy_(w[self.d :])
+                a.q_proj.bias.zero_()
+                a.kv_proj.bias.zero_()
+                a.out_proj.bias.zero_()
             self.item_emb.weight[0].zero_()
 
     @property
@@ -126,8 +145,9 @@ class SASRec(SeqRecModel):
         idx = torch.arange(L, device=seqs.device)
         causal = idx.unsqueeze(1) >= idx.unsqueeze(0)  # (L, L): key s <= query t
         eye = idx.unsqueeze(1) == idx.unsqueeze(0)  # (L, L)
-        mask = (causal & valid.unsqueeze(1)) | eye  # (B, L, L): causal, real keys, always self
-        mask = mask.unsqueeze(1)  # (B, 1, L, L)
+        allowed = (causal & valid.unsqueeze(1)) | eye  # (B, L, L): causal, real keys, always self
+        mask = x.new_zeros(allowed.shape).masked_fill(~allowed, float("-inf"))  # out of place: vmap-safe
+        mask = mask.unsqueeze(1)  # (B, 1, L, L), additive
 
         n = len(self.attns)
         for i in range(n):

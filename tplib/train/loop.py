@@ -109,6 +109,7 @@ def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path) -> dict[str, Any]:
 
     split = make_split(ds, cfg.seed, cfg.split.new_frac, cfg.split.head_frac)
     model = build_for(cfg, ds, device)
+    model.set_trained_users(split.existing)  # Caser's "mean" embedding for unseen users averages these only
     mode = "sequence" if model.all_positions else "window"
     sampler = TrainSampler(ds, split, model.input_len, mode, rng_for(cfg.seed, 1), cfg.model.caser_T, device)
     updater = make_updater(cfg, model, sampler, split, ds)

@@ -1,6 +1,6 @@
 """Time one training step (forward + backward, BCE on every position) of each backbone on CPU.
 
-Not a test: ``python scripts/bench_models.py [--threads 2] [--batch 128] [--len 200] [--reps 10]``.
+Not a test: ``python benchmarks/step_models.py [--threads 2] [--batch 128] [--len 200] [--reps 10]``.
 ML-1M shapes by default (3,416 items, 4,832 existing users -> ~38 batches of 128 per epoch).
 """
 
@@ -37,9 +37,12 @@ def main() -> None:
     ap.add_argument("--len", type=int, default=200)
     ap.add_argument("--items", type=int, default=3416)
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--flush-denormal", action="store_true")
     ap.add_argument("--backbones", default="sasrec,gru4rec,caser")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.flush_denormal:
+        torch.set_flush_denormal(True)
     torch.manual_seed(0)
     for name in a.backbones.split(","):
         cfg = ModelConfig(d=50, max_len=a.len, dropout=0.2, n_blocks=2, n_heads=1)
@@ -58,20 +61,26 @@ def main() -> None:
             opt.zero_grad(set_to_none=True)
             step(model, seqs, users, pos, neg)
             opt.step()
-        t0 = time.perf_counter()
+        times = []
         for _ in range(a.reps):
+            t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             step(model, seqs, users, pos, neg)
             opt.step()
-        dt = (time.perf_counter() - t0) / a.reps
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        dt, dmin = times[len(times) // 2], times[0]
         with torch.no_grad():
             model.eval()
             t1 = time.perf_counter()
             for _ in range(a.reps):
                 model.score_all(model.encode(seqs, users))
             de = (time.perf_counter() - t1) / a.reps
-        print(f"{name:8s} batch ({B}, {L}) d=50 threads={a.threads}: train step {dt * 1000:7.1f} ms, "
-              f"eval encode+score_all {de * 1000:7.1f} ms")
+        print(
+            f"{name:8s} batch ({B}, {L}) d=50 threads={a.threads}: "
+            f"train step {dt * 1000:7.1f} ms (median; min {dmin * 1000:.1f}), "
+            f"eval encode+score_all {de * 1000:7.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,120 @@
+"""Training and evaluation speed of every backbone and method on real prepared data. Prints a table.
+
+    python benchmarks/speed.py --data results/data/ml1m results/data/game [--threads 2] [--fraction 0.25]
+
+For each dataset × backbone: baseline seconds per epoch, TP seconds per epoch (P = 1, the paper's algorithm,
+and the vectorised setting ``--tp-P``), their ratio to the baseline, and full-ranking evaluation throughput
+(existing users' test items, users per second, seen items masked). An epoch is timed on ``--fraction`` of its
+mini-batches (or outer steps) after one warm-up batch and scaled to a full epoch; the table says so.
+Run it on an otherwise idle machine: it measures wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tplib.config import build_config, parse_sets
+from tplib.data.dataset import SeqDataset, make_split
+from tplib.data.sampler import TrainSampler
+from tplib.evaluate import rank_users
+from tplib.train.loop import build_for, make_updater, rng_for
+
+
+def time_baseline(cfg, ds, split, fraction: float) -> float:
+    torch.manual_seed(0)
+    model = build_for(cfg, ds, torch.device("cpu"))
+    mode = "sequence" if model.all_positions else "window"
+    sampler = TrainSampler(ds, split, model.input_len, mode, rng_for(0, 1), cfg.model.caser_T)
+    up = make_updater(cfg, model, sampler, split, ds)
+    n_batches = math.ceil(sampler.n_units / cfg.train.batch_size)
+    todo = max(2, int(round(fraction * n_batches)))
+    batches = sampler.epoch(cfg.train.batch_size)
+    model.train()
+    from tplib.train.loss import bce_loss
+
+    def one(batch):
+        loss = bce_loss(model, batch).loss
+        up.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        up.opt.step()
+
+    one(next(batches))  # warm-up
+    t = time.perf_counter()
+    for _ in range(todo - 1):
+        one(next(batches))
+    return (time.perf_counter() - t) / (todo - 1) * n_batches
+
+
+def time_tp(cfg, ds, split, fraction: float) -> float:
+    torch.manual_seed(0)
+    model = build_for(cfg, ds, torch.device("cpu"))
+    mode = "sequence" if model.all_positions else "window"
+    sampler = TrainSampler(ds, split, model.input_len, mode, rng_for(0, 1), cfg.model.caser_T)
+    up = make_updater(cfg, model, sampler, split, ds)
+    per_step = cfg.tp.k * cfg.tp.P
+    n_steps = math.ceil(len(sampler.users) / per_step)
+    todo = max(2, int(round(fraction * n_steps)))
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, len(sampler.users), size=(todo, cfg.tp.P, cfg.tp.k))
+    model.train()
+    up.outer_step(sampler, users[0])  # warm-up
+    t = time.perf_counter()
+    for s in range(1, todo):
+        up.outer_step(sampler, users[s])
+    return (time.perf_counter() - t) / (todo - 1) * n_steps
+
+
+def time_eval(cfg, ds, split) -> float:
+    torch.manual_seed(0)
+    model = build_for(cfg, ds, torch.device("cpu"))
+    users = split.existing
+    rank_users(model, ds, users[:64], 1, trained=True)  # warm-up
+    t = time.perf_counter()
+    rank_users(model, ds, users, 1, trained=True, batch_users=cfg.train.eval_batch_users)
+    return len(users) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", nargs="+", required=True, help="prepared dataset folders (tp prepare --out)")
+    ap.add_argument("--backbones", nargs="+", default=["gru4rec", "caser", "sasrec"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fraction", type=float, default=0.25, help="share of an epoch timed")
+    ap.add_argument("--tp-P", type=int, default=16, help="parallel chains of the vectorised TP setting")
+    ap.add_argument("--no-tp", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads,"
+          f" epoch timed on {args.fraction:.0%} of its steps and scaled")
+    head = ["dataset", "backbone", "base s/ep", "TP P=1 s/ep", "ratio", f"TP P={args.tp_P} s/ep", "ratio",
+            "eval users/s", "eval all users s"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for folder in args.data:
+        ds = SeqDataset.load(Path(folder))
+        split = make_split(ds, 0)
+        for bb in args.backbones:
+            cfg = build_config(bb, "baseline", 0, ds.name)
+            base = time_baseline(cfg, ds, split, args.fraction)
+            ups = time_eval(cfg, ds, split)
+            cells = [ds.name, bb, f"{base:.1f}"]
+            if args.no_tp:
+                cells += ["-", "-", "-", "-"]
+            else:
+                for P in (1, args.tp_P):
+                    tcfg = build_config(bb, "tp", 0, ds.name, parse_sets([f"tp.P={P}"]))
+                    t = time_tp(tcfg, ds, split, args.fraction if P > 1 else args.fraction / 4)
+                    cells += [f"{t:.1f}", f"{t / base:.2f}x"]
+            cells += [f"{ups:,.0f}", f"{ds.n_users / ups:.2f}"]
+            print("| " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

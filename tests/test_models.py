@@ -1,0 +1,301 @@
+"""The three backbones: shapes, padding, causality, Caser's unseen users, learning, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tplib.config import ModelConfig
+from tplib.models import MODELS, Caser, GRU4Rec, SASRec, SeqRecModel, build_model
+from tplib.models.base import Dropout
+
+N_ITEMS, N_USERS = 20, 8
+BACKBONES = sorted(MODELS)
+SEQUENTIAL = ["gru4rec", "sasrec"]  # all-positions backbones
+
+
+def small_cfg(**kw) -> ModelConfig:
+    base = dict(d=16, max_len=8, dropout=0.2, n_blocks=2, n_heads=2, caser_L=3, caser_T=2, caser_nv=2, caser_nh=4)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def make(name: str, seed: int = 0, **kw) -> SeqRecModel:
+    torch.manual_seed(seed)
+    return build_model(name, N_ITEMS, N_USERS, small_cfg(**kw))
+
+
+def batch(model: SeqRecModel, B: int = 5, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    L = model.input_len
+    seqs = torch.randint(1, N_ITEMS + 1, (B, L), generator=g)
+    for b in range(B):  # left padding of varying length, including a fully padded row
+        seqs[b, : min(b * 2, L)] = 0
+    users = torch.arange(B) % N_USERS
+    return seqs, users
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Registry and shapes
+
+
+def test_registry():
+    assert MODELS == {"gru4rec": GRU4Rec, "caser": Caser, "sasrec": SASRec}
+    with pytest.raises(ValueError, match="caser, gru4rec, sasrec"):
+        build_model("bert4rec", N_ITEMS, N_USERS, small_cfg())
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_shapes(name):
+    m = make(name).eval()
+    seqs, users = batch(m)
+    B, D = seqs.shape[0], m.embed_dim
+    assert D == (2 * 16 if name == "caser" else 16)
+    assert m.input_len == (3 if name == "caser" else 8)
+    h = m.encode(seqs, users)
+    assert h.shape == (B, D)
+    if m.all_positions:
+        assert m.encode_all(seqs, users).shape == (B, m.input_len, D)
+    else:
+        with pytest.raises(NotImplementedError):
+            m.encode_all(seqs, users)
+    assert m.score_all(h).shape == (B, N_ITEMS + 1)
+    items = torch.randint(1, N_ITEMS + 1, (B, 4))
+    s = m.score(h[:, None, :], items)  # one embedding per row, broadcast over 4 items
+    assert s.shape == (B, 4)
+    torch.testing.assert_close(s, m.score_all(h).gather(1, items))
+    per_item = m.score(h[:, None, :].expand(B, 4, D), items)  # (B, M, D) against (B, M) items
+    torch.testing.assert_close(per_item, s)
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL)
+def test_encode_is_last_position(name):
+    m = make(name).eval()
+    seqs, users = batch(m)
+    torch.testing.assert_close(m.encode(seqs, users), m.encode_all(seqs, users)[:, -1, :])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Padding and causality
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("train", [False, True])
+def test_fully_padded_rows_are_finite(name, train):
+    m = make(name).train(train)
+    seqs = torch.zeros(3, m.input_len, dtype=torch.long)
+    seqs[1, -1] = 5
+    users = torch.tensor([0, -1, 2])
+    out = m.encode_all(seqs, users) if m.all_positions else m.encode(seqs, users)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    for n, p in m.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), n
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL)
+def test_left_padding_does_not_change_real_positions(name):
+    # SASRec masks padded keys and counts positions from the right; GRU4Rec packs: so the width of the left
+    # padding does not matter (an input narrower than max_len equals the same input padded to max_len).
+    m = make(name).eval()
+    short = torch.tensor([[3, 7, 1], [0, 4, 9]])
+    wide = F.pad(short, (m.input_len - 3, 0))  # (2, max_len)
+    torch.testing.assert_close(m.encode(short), m.encode(wide))
+    torch.testing.assert_close(m.encode_all(short)[0], m.encode_all(wide)[0, -3:])
+    torch.testing.assert_close(m.encode_all(short)[1, 1:], m.encode_all(wide)[1, -2:])
+    # wider than max_len: cropped to the last max_len columns
+    wider = torch.cat([torch.full((2, 4), 11), wide], 1)
+    torch.testing.assert_close(m.encode(wider), m.encode(wide))
+
+
+def test_gru4rec_padded_positions_are_zero():
+    m = make("gru4rec").eval()
+    seqs, _ = batch(m)
+    out = m.encode_all(seqs)
+    pad = seqs == 0
+    pad[:, -1] = False  # an empty row still reports its one step on the padding at the last column
+    assert (out[pad] == 0).all()
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL)
+def test_causality(name):
+    m = make(name).eval()
+    seqs, _ = batch(m)
+    out = m.encode_all(seqs)
+    for t in range(2, m.input_len):
+        changed = seqs.clone()
+        changed[:, t:] = torch.where(changed[:, t:] > 0, changed[:, t:] % N_ITEMS + 1, 0)
+        other = m.encode_all(changed)
+        torch.testing.assert_close(other[:, :t], out[:, :t])
+        real = (seqs[:, t] != 0) & (seqs[:, t] != changed[:, t])
+        assert (other[real, t] - out[real, t]).abs().max() > 1e-4
+
+
+def test_sasrec_training_attention_path_matches_sdpa():
+    # Training mode computes attention by hand (for the fast dropout mask); eval mode uses SDPA. With the
+    # dropout masks switched off the two must agree.
+    m = make("sasrec", dropout=0.3)
+    seqs, _ = batch(m)
+    want = m.eval().encode_all(seqs)
+    m.train()
+    for mod in m.modules():
+        if isinstance(mod, Dropout):
+            mod._cut = 0  # identity, but p > 0 so the hand-written path runs
+    torch.testing.assert_close(m.encode_all(seqs), want, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Caser's users never trained on
+
+
+def test_caser_unseen_user():
+    seqs = torch.tensor([[1, 2, 3], [1, 2, 3], [4, 5, 6]])
+    users = torch.tensor([3, -1, -1])
+    mean_m = make("caser", caser_new_user="mean").eval()
+    zero_m = make("caser", caser_new_user="zero").eval()
+    zero_m.load_state_dict(mean_m.state_dict())
+    d = 16
+    hm, hz = mean_m.encode(seqs, users), zero_m.encode(seqs, users)
+    W = mean_m.user_emb.weight.detach()
+    torch.testing.assert_close(hm[:, :d], hz[:, :d])  # the sequence part z does not depend on the mode
+    torch.testing.assert_close(hm[1:, d:], W.mean(0).expand(2, d))  # mean of all (trained) user rows
+    assert (hz[1:, d:] == 0).all()
+    torch.testing.assert_close(hm[0, d:], W[3])  # a trained user is unaffected, in both modes
+    torch.testing.assert_close(hz[0, d:], W[3])
+    assert not torch.allclose(mean_m.score_all(hm)[1], zero_m.score_all(hz)[1])
+    # The mean runs over the users marked as trained only (e.g. not over the new users' own untrained rows).
+    mean_m.set_trained_users(torch.tensor([0, 2, 5]))
+    torch.testing.assert_close(mean_m.encode(seqs, users)[1, d:], W[[0, 2, 5]].mean(0))
+    assert mean_m.state_dict()["trained_users"].tolist() == [i in (0, 2, 5) for i in range(N_USERS)]
+    # Mixed batches: a row's result does not depend on the other rows.
+    torch.testing.assert_close(mean_m.encode(seqs[:1], users[:1]), mean_m.encode(seqs, users)[:1])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Every backbone can learn a tiny data set
+
+
+def tiny_sequences() -> list[list[int]]:
+    rng = np.random.default_rng(0)
+    return [(rng.permutation(N_ITEMS)[:7] + 1).tolist() for _ in range(N_USERS)]
+
+
+def train_tiny(name: str, steps: int) -> tuple[SeqRecModel, list[list[int]]]:
+    seqs = tiny_sequences()
+    m = make(name, dropout=0.0)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    users = torch.arange(N_USERS)
+    if m.all_positions:  # one row per user: input seq[:-2], targets seq[1:-1] (the last item is held out)
+        L = m.input_len
+        inp = torch.tensor([F.pad(torch.tensor(s[:-2]), (L - len(s[:-2]), 0)).tolist() for s in seqs])
+        pos = torch.tensor([F.pad(torch.tensor(s[1:-1]), (L - len(s[1:-1]), 0)).tolist() for s in seqs])
+        rows = users
+    else:  # Caser: (window of L items, next T items) samples; T = 1 so that "the next item" is one item
+        L, T = m.input_len, 1
+        win, tgt, rows = [], [], []
+        for u, s in enumerate(seqs):
+            train = s[:-1]
+            for t in range(1, len(train) - T + 1):
+                w = train[max(0, t - L) : t]
+                win.append([0] * (L - len(w)) + w)
+                tgt.append(train[t : t + T])
+                rows.append(u)
+        inp, pos, rows = torch.tensor(win), torch.tensor(tgt), torch.tensor(rows)
+    mask = (pos != 0).float()
+    for _ in range(steps):
+        neg = torch.randint(1, N_ITEMS + 1, pos.shape, generator=g)
+        neg = torch.where(neg == pos, neg % N_ITEMS + 1, neg)
+        h = m.encode_all(inp, rows) if m.all_positions else m.encode(inp, rows)[:, None, :]
+        lp, ln = m.score(h, pos), m.score(h, neg)
+        loss = F.binary_cross_entropy_with_logits(lp, torch.ones_like(lp), reduction="none")
+        loss = loss + F.binary_cross_entropy_with_logits(ln, torch.zeros_like(ln), reduction="none")
+        loss = (loss * mask).sum() / mask.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return m.eval(), seqs
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_overfits_tiny_dataset(name):
+    m, seqs = train_tiny(name, steps=300)
+    # Predict each user's training next items from their prefixes: seq[:t] -> seq[t] for the last positions.
+    L = m.input_len
+    hits, total = 0, 0
+    with torch.no_grad():
+        for u, s in enumerate(seqs):
+            for t in range(len(s) - 3, len(s) - 1):
+                x = torch.tensor([[0] * max(0, L - t) + s[max(0, t - L) : t]])
+                scores = m.score_all(m.encode(x, torch.tensor([u])))[0]
+                scores[0] = -float("inf")
+                hits += int(scores.argmax().item() == s[t])
+                total += 1
+    assert hits >= 0.8 * total, f"{name}: {hits}/{total} next items ranked first"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Determinism and the dropout
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_same_seed_same_numbers(name):
+    a, b = make(name, seed=3), make(name, seed=3)
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and torch.equal(pa, pb), na
+    c = make(name, seed=4)
+    assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+    seqs, users = batch(a)
+    outs = []
+    for m in (a, b):  # training mode: the dropout masks come from the seeded global generator too
+        torch.manual_seed(11)
+        outs.append(m.train().encode(seqs, users))
+    assert torch.equal(outs[0], outs[1])
+    assert torch.equal(a.eval().encode(seqs, users), b.eval().encode(seqs, users))
+
+
+def test_padding_row_is_zero():
+    for name in BACKBONES:
+        assert (make(name).item_emb.weight[0] == 0).all(), name
+
+
+def test_dropout_statistics():
+    d = Dropout(0.2)
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    y = d.train()(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.8) < 0.005
+    assert abs(y.mean().item() - 1.0) < 0.01  # unbiased
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 65536 / (65536 - 13107)))
+    assert torch.equal(d.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    xr = torch.randn(4, 5, requires_grad=True)
+    torch.manual_seed(1)
+    out = Dropout(0.5).train()(xr)
+    out.sum().backward()
+    torch.testing.assert_close(xr.grad, (out != 0).float() * 2.0)
+    with pytest.raises(ValueError):
+        Dropout(1.0)
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")
+@pytest.mark.parametrize("name", ["sasrec", "caser"])
+def test_functional_vmap_over_parameter_copies(name):
+    # TP may run several inner chains at once with torch.func (functional_call + vmap over stacked parameters).
+    # GRU4Rec cannot: nn.GRU has no vmap batching rule.
+    from torch.func import functional_call, vmap
+
+    m = make(name).train()
+    params = {k: torch.stack([v.detach(), v.detach() + 0.01]) for k, v in m.named_parameters()}
+    seqs, users = batch(m)
+    seqs2, users2 = torch.stack([seqs, seqs]), torch.stack([users, users])
+    out = vmap(lambda p, s, u: functional_call(m, p, (s, u), strict=False), randomness="different")
+    m.forward = m.encode  # functional_call calls forward
+    h = out(params, seqs2, users2)
+    assert h.shape == (2, seqs.shape[0], m.embed_dim) and torch.isfinite(h).all()
+    m.eval()
+    h = out(params, seqs2, users2)
+    torch.testing.assert_close(h[0], m.encode(seqs, users))
