@@ -3,6 +3,8 @@
     tp prepare  --dataset NAME --raw PATH --out DIR
     tp train    --data DIR --backbone {gru4rec,caser,sasrec} --method {baseline,tp} --seed S --out RUN [--set k=v ...]
     tp evaluate --data DIR --run RUN --out metrics.json
+    tp fetch    --dataset NAME --resources DIR
+    tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] --out DIR
 
 Each subcommand parses its arguments and calls one library function. Bad input stops with one line on stderr
 (``tp: error: ...``) and exit status 2; nothing that looks complete is left behind.
@@ -65,6 +67,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_fetch(args: argparse.Namespace) -> None:
+    from tplib.data.sources import fetch
+
+    print(fetch(args.dataset, None, Path(args.resources), download=True, verify=not args.no_verify))
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> None:
+    from tplib.aggregate import aggregate, read_runs_list
+
+    runs: list[str] = list(args.runs or [])
+    benches: list[str | None] | None = list(args.benchmarks) if args.benchmarks else None
+    if args.runs_list:
+        listed, listed_benches = read_runs_list(args.runs_list)
+        runs += listed
+        if benches is not None or any(listed_benches):
+            benches = (benches or [None] * (len(runs) - len(listed))) + listed_benches
+    if not runs:
+        from tplib.data.dataset import DataError
+
+        raise DataError("no runs given; pass --runs RUN ... or --runs-list FILE")
+    tables = aggregate(runs, Path(args.out), benchmarks=benches, stats=args.stats or [])
+    print(", ".join(f"{name}.csv: {len(df)} rows" for name, df in tables.items()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tp", description=__doc__.split("\n\n")[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -103,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--out", required=True, help="metrics.json; ranks.csv and evaluate_config.json go beside it")
     pe.add_argument("--set", action="append", metavar="KEY=VALUE", help="override eval.* or train.device")
     pe.set_defaults(func=_cmd_evaluate)
+
+    pf = sub.add_parser("fetch", help="download a dataset's raw file (checked) into a resources folder")
+    pf.add_argument("--dataset", required=True, help="ml1m, movietweetings, music, game")
+    pf.add_argument("--resources", required=True, help="the folder downloads go to, e.g. resources/raw")
+    pf.add_argument("--no-verify", action="store_true", help="accept a file whose checksum differs")
+    pf.set_defaults(func=_cmd_fetch)
+
+    pa = sub.add_parser("aggregate", help="tidy tables, summaries and paired tests of finished runs")
+    pa.add_argument("--runs", nargs="+", metavar="RUN", help="run folders (tp train + tp evaluate)")
+    pa.add_argument("--runs-list", help="a file: one run folder a line, optionally TAB and its benchmark file")
+    pa.add_argument("--benchmarks", nargs="+", metavar="TSV", help="training benchmark files, one per --runs")
+    pa.add_argument("--stats", nargs="+", metavar="JSON", help="the datasets' stats.json files")
+    pa.add_argument("--out", required=True, help="output folder (runs/summary/costs/diagnostics/stats.csv)")
+    pa.set_defaults(func=_cmd_aggregate)
     return p
 
 

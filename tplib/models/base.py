@@ -28,6 +28,11 @@ class SeqRecModel(nn.Module):
     all_positions: bool = True
     #: Number of input items the model reads (the left-padded width of ``seqs``).
     input_len: int
+    #: Parameters that training only reads row by row, indexed by item id ("item") or user index ("user"):
+    #: an inner step touches only the rows of its batch, which the TP trainer exploits (tplib/train/tp.py).
+    sparse_tables: dict[str, str] = {}
+    #: Whether a training step runs under ``torch.func.vmap`` (nn.GRU does not).
+    vmappable: bool = True
 
     def encode(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:  # (B, D)
         raise NotImplementedError

@@ -42,6 +42,13 @@ from tplib.models.base import Dropout, SeqRecModel
 
 class Caser(SeqRecModel):
     all_positions = False
+    sparse_tables = {
+        "item_emb.weight": "item",
+        "W2.weight": "item",
+        "b2.weight": "item",
+        "user_emb.weight": "user",
+        "trained_users": "user",  # a buffer: sliced alongside user_emb
+    }
 
     def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:
         super().__init__()

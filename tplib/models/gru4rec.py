@@ -31,6 +31,8 @@ from tplib.models.base import Dropout, SeqRecModel
 
 class GRU4Rec(SeqRecModel):
     all_positions = True
+    sparse_tables = {"item_emb.weight": "item"}
+    vmappable = False  # nn.GRU has no vmap rule
 
     def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:
         super().__init__()

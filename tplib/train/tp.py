@@ -81,6 +81,20 @@ def adversarial_loss(
     return bce_d, acc.detach()
 
 
+class _Objective(nn.Module):
+    """The inner step's objective as one module (model + discriminator), for ``torch.func``: returns
+    L + BCE_d through the reversal layer, and (L, BCE_d, discriminator accuracy) as auxiliary output."""
+
+    def __init__(self, model: SeqRecModel, disc: Discriminator, lam: float) -> None:
+        super().__init__()
+        self.model, self.disc, self.lam = model, disc, lam
+
+    def forward(self, seqs, pos, neg, users, labels):
+        out = bce_loss(self.model, Batch(seqs, pos, neg, users))
+        bce_d, acc = adversarial_loss(self.disc, out, labels, self.lam)
+        return out.loss + bce_d, torch.stack([out.loss.detach(), bce_d.detach(), acc])
+
+
 class TPUpdater:
     def __init__(
         self, cfg: RunConfig, model: SeqRecModel, sampler: TrainSampler, split: Split, ds: SeqDataset
@@ -100,6 +114,21 @@ class TPUpdater:
         self.is_head = np.isin(sampler.users, split.existing_head)
         self.labels = torch.as_tensor(self.is_head, dtype=torch.get_default_dtype(), device=device)
         self.outer_steps = 0
+        self.objective = _Objective(model, self.disc, cfg.tp.lam)
+        self.sparse = {f"model.{n}": kind for n, kind in model.sparse_tables.items()}
+
+        def total(params, buffers, seqs, pos, neg, users, labels):
+            return torch.func.functional_call(self.objective, (params, buffers), (seqs, pos, neg, users, labels))
+
+        self._grad_vmap = torch.func.grad(total, has_aux=True)  # for torch.func.vmap over chains
+
+        def grad_plain(params, buffers, *batch):  # ordinary autograd (nn.GRU has no torch.func support)
+            leaves = {n: v.detach().requires_grad_(True) for n, v in params.items()}
+            loss, aux = total(leaves, buffers, *batch)
+            gs = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+            return {n: torch.zeros_like(v) if g is None else g for (n, v), g in zip(leaves.items(), gs)}, aux
+
+        self._grad = grad_plain
 
     # ------------------------------------------------------------------------------------------------------
     def inner_grads(self, batch: Batch, label: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], dict]:
@@ -112,10 +141,11 @@ class TPUpdater:
         n = len(self.theta)
         return grads[:n], grads[n:], {"loss": out.loss.item(), "adv_loss": bce_d.item(), "disc_acc": acc.item()}
 
-    def outer_step(
+    def outer_step_reference(
         self, sampler: TrainSampler, users: np.ndarray, diag: dict | None = None
     ) -> list[dict[str, float]]:
-        """One outer iteration on a (P, k) array of training-user positions. Returns per-inner-step stats."""
+        """One outer iteration, written plainly (full parameters, one autograd pass per inner step, chains one
+        after another). The reference that :meth:`outer_step` must match; tests compare the two."""
         stats: list[dict[str, float]] = []
         flat: list[torch.Tensor] = []
 
@@ -133,6 +163,114 @@ class TPUpdater:
             record_alignment(diag, flat, self.is_head[users[0]])
         self.outer_steps += 1
         return stats
+
+
+    def outer_step(
+        self, sampler: TrainSampler, users: np.ndarray, diag: dict | None = None
+    ) -> list[dict[str, float]]:
+        """One outer iteration on a (P, k) array of training-user positions. Returns per-inner-step stats.
+
+        The same update as :meth:`outer_step_reference`, computed faster and exactly:
+
+        - all P·k mini-batches of the step are drawn first (the same sampler and distributions);
+        - the inner steps run on *local* copies of the sparse tables (``model.sparse_tables``: item and user
+          embeddings), restricted to the rows those batches touch. Other rows get a zero gradient in every inner
+          step, so they do not move and their share of Θ − θ_k is exactly 0;
+        - with P > 1 and ``tp.vectorize`` the chains run at once under ``torch.func.vmap`` (backbones that allow
+          it); the dropout masks are then drawn per chain in one call, so they differ from a sequential run.
+        """
+        P, k = users.shape
+        cap = self.tp.user_batch
+        batches = [[sampler.user_batch(int(users[c, i]), cap) for i in range(k)] for c in range(P)]
+        flat_b = [b for chain in batches for b in chain]
+        dev = flat_b[0].seqs.device
+        item_rows = torch.unique(torch.cat([torch.zeros(1, dtype=torch.long, device=dev)]
+                                           + [t.reshape(-1) for b in flat_b for t in (b.seqs, b.pos, b.neg)]))
+        user_rows = torch.unique(torch.cat([b.users for b in flat_b]))
+        rows = {"item": item_rows, "user": user_rows}
+
+        def local(b: Batch) -> Batch:
+            return Batch(
+                torch.searchsorted(item_rows, b.seqs),
+                torch.searchsorted(item_rows, b.pos),
+                torch.searchsorted(item_rows, b.neg),
+                torch.searchsorted(user_rows, b.users),
+            )
+
+        full = dict(self.objective.named_parameters())
+        start = {n: (p[rows[self.sparse[n]]] if n in self.sparse else p).detach() for n, p in full.items()}
+        buffers = {
+            n: (b[rows[self.sparse[n]]] if n in self.sparse else b) for n, b in self.objective.named_buffers()
+        }
+        model_names = [n for n in full if n.startswith("model.")]
+        alpha = self.tp.alpha
+        aux_all: list[torch.Tensor] = []
+        flat: list[torch.Tensor] = []
+
+        if P > 1 and self.tp.vectorize and self.model.vmappable:
+            params = {n: v.expand(P, *v.shape).clone() for n, v in start.items()}
+            step = torch.func.vmap(self._grad_vmap, in_dims=(0, None, 0, 0, 0, 0, 0), randomness="different")
+            for i in range(k):
+                seqs, pos, neg, us, lab = self._stack([local(batches[c][i]) for c in range(P)],
+                                                      [int(users[c, i]) for c in range(P)])
+                grads, aux = step(params, buffers, seqs, pos, neg, us, lab)
+                aux_all.append(aux)
+                if diag is not None:
+                    flat.append(torch.cat([grads[n][0].reshape(-1) for n in model_names]))
+                params = {n: params[n] - alpha * grads[n] for n in params}
+            delta = {n: start[n] - params[n].mean(0) for n in start}
+            aux_all = [torch.stack(aux_all, 1).reshape(P * k, -1)]  # (k, P, 3) -> chain-major, as the loop
+        else:
+            delta = {n: torch.zeros_like(v) for n, v in start.items()}
+            for c in range(P):
+                params = dict(start)
+                for i in range(k):
+                    b = local(batches[c][i])
+                    lab = self.labels[int(users[c, i])].expand(b.users.shape[0])
+                    grads, aux = self._grad(params, buffers, b.seqs, b.pos, b.neg, b.users, lab)
+                    aux_all.append(aux[None])
+                    if diag is not None and c == 0:
+                        flat.append(torch.cat([grads[n].reshape(-1) for n in model_names]))
+                    with torch.no_grad():
+                        params = {n: params[n] - alpha * grads[n] for n in params}
+                for n in delta:
+                    delta[n] += start[n] - params[n]
+            delta = {n: d / P for n, d in delta.items()}
+
+        with torch.no_grad():
+            for n, p in full.items():
+                if n in self.sparse:
+                    g = torch.zeros_like(p)
+                    g[rows[self.sparse[n]]] = delta[n]
+                    p.grad = g
+                else:
+                    p.grad = delta[n]
+        self.opt.step()
+        self.opt_d.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        if diag is not None:
+            record_alignment(diag, flat, self.is_head[users[0]])
+        self.outer_steps += 1
+        vals = torch.cat(aux_all).tolist()
+        return [{"loss": a, "adv_loss": b, "disc_acc": c} for a, b, c in vals]
+
+    def _stack(self, bs: list[Batch], us: list[int]) -> tuple[torch.Tensor, ...]:
+        """Stack the P chains' batches (padding rows without targets where their sizes differ)."""
+        R = max(b.seqs.shape[0] for b in bs)
+
+        def pad(t: torch.Tensor, fill: int = 0) -> torch.Tensor:
+            if t.shape[0] == R:
+                return t
+            extra = t.new_full((R - t.shape[0], *t.shape[1:]), fill)
+            return torch.cat([t, extra])
+
+        seqs = torch.stack([pad(b.seqs) for b in bs])  # (P, R, L)
+        pos = torch.stack([pad(b.pos) for b in bs])  # (P, R, M)
+        neg = torch.stack([pad(b.neg) for b in bs])  # (P, R, M)
+        users = torch.stack([pad(b.users, int(b.users[0])) for b in bs])  # (P, R)
+        labels = torch.stack([self.labels[u].expand(R) for u in us])  # (P, R)
+        return seqs, pos, neg, users, labels
 
     # ------------------------------------------------------------------------------------------------------
     def run_epoch(self, sampler: TrainSampler, bar: tqdm) -> dict[str, float]:
