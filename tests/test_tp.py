@@ -11,6 +11,7 @@ from tplib.data.dataset import SeqDataset, make_split
 from tplib.data.sampler import TrainSampler
 from tplib.models import build_model
 from tplib.train.loss import bce_loss
+from tplib.train.optim import adam
 from tplib.train.tp import Discriminator, TPUpdater, adversarial_loss, reptile_outer_step, reverse_grad
 
 
@@ -47,7 +48,7 @@ def _k1_lambda0(backbone):
     ds, cfg, model, split, sampler = setup(backbone, ["tp.k=1", "tp.lam=0", "tp.alpha=0.05"])
     ref_model = copy.deepcopy(model)
     ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5), cfg.model.caser_T)
-    ref_opt = torch.optim.Adam(ref_model.parameters(), lr=cfg.tp.beta)
+    ref_opt = adam(ref_model.parameters(), cfg.tp.beta)
     up = TPUpdater(cfg, model, sampler, split, ds)
     for step, u in enumerate([3, 7, 3, 11]):
         up.outer_step(sampler, np.array([[u]]))
@@ -98,7 +99,7 @@ def test_reptile_k2_direction_and_size_on_a_quadratic():
     theta2 = Theta - expected_delta
     th = Theta.clone().requires_grad_(True)
     inner = lambda c, i: [grads[i](th.detach())]  # noqa: E731
-    reptile_outer_step([th], inner, 1, 2, alpha, [torch.optim.Adam([th], lr=1e-3)])
+    reptile_outer_step([th], inner, 1, 2, alpha, [adam([th], 1e-3)])
     move = th.detach() - Theta
     assert torch.dot(move, theta2 - Theta) > 0
     assert move.norm() == pytest.approx(1e-3 * d**0.5, rel=1e-3)  # Adam's first step: β per coordinate

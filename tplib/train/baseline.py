@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import torch
 from tqdm import tqdm
 
 from tplib.config import RunConfig
 from tplib.data.sampler import TrainSampler
 from tplib.models.base import SeqRecModel
 from tplib.train.loss import bce_loss
+from tplib.train.optim import adam
 
 
 class BaselineUpdater:
     def __init__(self, cfg: RunConfig, model: SeqRecModel) -> None:
         self.model = model
         self.batch_size = cfg.train.batch_size
-        self.opt = torch.optim.Adam(
-            model.parameters(), lr=cfg.train.lr, betas=(0.9, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay
-        )
+        self.opt = adam(model.parameters(), cfg.train.lr, (0.9, cfg.train.adam_beta2), cfg.train.weight_decay)
 
     def run_epoch(self, sampler: TrainSampler, bar: tqdm) -> dict[str, float]:
         total, n = 0.0, 0

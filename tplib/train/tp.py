@@ -47,6 +47,7 @@ from tplib.data.dataset import SeqDataset, Split
 from tplib.data.sampler import Batch, TrainSampler
 from tplib.models.base import SeqRecModel
 from tplib.train.loss import LossOut, bce_loss
+from tplib.train.optim import adam
 
 
 class Discriminator(nn.Module):
@@ -107,8 +108,8 @@ class TPUpdater:
         self.theta = [p for p in model.parameters() if p.requires_grad]
         self.theta_d = list(self.disc.parameters())
         # Outer optimiser: Adam with its suggested settings (the paper: lr β = 0.001).
-        self.opt = torch.optim.Adam(self.theta, lr=cfg.tp.beta)
-        self.opt_d = torch.optim.Adam(self.theta_d, lr=cfg.tp.beta)
+        self.opt = adam(self.theta, cfg.tp.beta)
+        self.opt_d = adam(self.theta_d, cfg.tp.beta)
         self.rng = rng_for(cfg.seed, 2)
         # R per training user (aligned with sampler.users): 1 = head.
         self.is_head = np.isin(sampler.users, split.existing_head)
@@ -116,6 +117,7 @@ class TPUpdater:
         self.outer_steps = 0
         self.objective = _Objective(model, self.disc, cfg.tp.lam)
         self.sparse = {f"model.{n}": kind for n, kind in model.sparse_tables.items()}
+        self._gbuf: dict[str, torch.Tensor] = {}  # full-size outer-gradient buffers of the sparse tables
 
         def total(params, buffers, seqs, pos, neg, users, labels):
             return torch.func.functional_call(self.objective, (params, buffers), (seqs, pos, neg, users, labels))
@@ -239,14 +241,19 @@ class TPUpdater:
 
         with torch.no_grad():
             for n, p in full.items():
-                if n in self.sparse:
-                    g = torch.zeros_like(p)
+                if n in self.sparse:  # a persistent zero buffer: write the touched rows, clear them after
+                    g = self._gbuf.get(n)
+                    if g is None:
+                        g = self._gbuf[n] = torch.zeros_like(p)
                     g[rows[self.sparse[n]]] = delta[n]
                     p.grad = g
                 else:
                     p.grad = delta[n]
         self.opt.step()
         self.opt_d.step()
+        with torch.no_grad():
+            for n, g in self._gbuf.items():
+                g[rows[self.sparse[n]]] = 0.0
         self.opt.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
         if diag is not None:
