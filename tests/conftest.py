@@ -21,3 +21,11 @@ def shared_data() -> Path:
     if not d.is_dir():
         pytest.skip(f"real data folder {d} not found (set TP_SHARED_DATA to the folder holding ml-1m/ etc.)")
     return d
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread in the test process: the tests' tensors are tiny, and extra threads only spin (badly so
+    when the workflow's smoke test runs jobs beside it)."""
+    import torch
+
+    torch.set_num_threads(1)

@@ -5,6 +5,7 @@
     tp evaluate --data DIR --run RUN --out metrics.json
     tp fetch    --dataset NAME --resources DIR
     tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] --out DIR
+    tp report   --aggregate DIR --out report/report.html [--figures DIR] [--config FILE] [--tp-k K] [--tp-lam L]
 
 Each subcommand parses its arguments and calls one library function. Bad input stops with one line on stderr
 (``tp: error: ...``) and exit status 2; nothing that looks complete is left behind.
@@ -91,6 +92,20 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
     print(", ".join(f"{name}.csv: {len(df)} rows" for name, df in tables.items()))
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from tplib.report import render_report
+
+    out = render_report(
+        Path(args.aggregate),
+        Path(args.out),
+        figures_dir=Path(args.figures),
+        config_path=Path(args.config) if args.config else None,
+        tp_k=args.tp_k,
+        tp_lam=args.tp_lam,
+    )
+    print(out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tp", description=__doc__.split("\n\n")[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -143,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--stats", nargs="+", metavar="JSON", help="the datasets' stats.json files")
     pa.add_argument("--out", required=True, help="output folder (runs/summary/costs/diagnostics/stats.csv)")
     pa.set_defaults(func=_cmd_aggregate)
+
+    pr = sub.add_parser("report", help="the HTML report (tables, figures, protocol, provenance) of aggregated results")
+    pr.add_argument("--aggregate", required=True, help="the folder `tp aggregate` wrote (runs/summary/costs/...csv)")
+    pr.add_argument("--out", required=True, help="the HTML file, e.g. report/report.html (self-contained)")
+    pr.add_argument("--figures", default="results/figures", help="where the figures go as PNG and PDF")
+    pr.add_argument("--config", help="the workflow config YAML: embedded, and its overrides and tp_default used")
+    pr.add_argument("--tp-k", type=int, help="TP's main setting k (default: the config's tp_default, else 2)")
+    pr.add_argument("--tp-lam", type=float, help="TP's main setting λ (default: the config's, else the most run)")
+    pr.set_defaults(func=_cmd_report)
     return p
 
 
