@@ -49,6 +49,7 @@ __all__ = [
     "diagnostics_table",
     "load_run",
     "paired_test",
+    "read_benchmark",
     "read_runs_list",
     "run_keys",
     "stats_table",
@@ -255,11 +256,13 @@ def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "device_name": s.get("device_name", ""),
                 "torch_threads": s.get("torch_threads", math.nan),
                 "rows_per_epoch": s.get("rows_per_epoch", math.nan),
+                "torch": s.get("torch", ""),
+                "python": s.get("python", ""),
                 "run": r["run"],
             }
         )
     cols = [*RUN_KEYS, "seconds", "max_rss_mb", "cpu_seconds", "wall_seconds", "epochs", "best_epoch",
-            "s_per_epoch", "device", "device_name", "torch_threads", "rows_per_epoch", "run"]
+            "s_per_epoch", "device", "device_name", "torch_threads", "rows_per_epoch", "torch", "python", "run"]
     return _typed(pd.DataFrame(rows, columns=cols)).sort_values(RUN_KEYS, ignore_index=True)
 
 

@@ -1,0 +1,247 @@
+"""tplib.aggregate on fake run folders written in the exact format of `tp train` / `tp evaluate`: the tidy
+table, per-cell summaries checked by hand, the paired tests against scipy, costs, diagnostics, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from tplib.aggregate import aggregate, paired_test, read_runs_list, summarise, tidy_metrics
+from tplib.cli import main
+from tplib.config import build_config
+from tplib.evaluate import metrics_by_group
+
+NS = (1, 5, 10, 15, 20)
+BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def fake_run(
+    root: Path,
+    name: str,
+    *,
+    dataset: str = "mt-sample",
+    backbone: str = "sasrec",
+    method: str = "baseline",
+    seed: int = 0,
+    k: int = 2,
+    lam: float = 0.1,
+    epochs: int = 3,
+    bench_seconds: float | None = 12.5,
+) -> tuple[Path, Path | None]:
+    """A finished, evaluated run folder (config.json, train_summary.json, train_log.csv, metrics.json,
+    ranks.csv) and its training benchmark file, with ranks drawn from a seeded generator."""
+    run = root / name
+    run.mkdir(parents=True)
+    cfg = build_config(backbone, method, seed, dataset, {"tp": {"k": k, "lam": lam}})
+    (run / "config.json").write_text(cfg.to_json() + "\n")
+    rng = np.random.default_rng(zlib.crc32(repr((dataset, backbone, method, seed, k, lam)).encode()))
+    n_users = 50
+    ranks = pd.DataFrame(
+        {
+            "user": np.arange(n_users),
+            "user_id": [str(u) for u in range(n_users)],
+            "group": ["existing"] * 40 + ["new"] * 10,
+            "head": [u % 5 == 0 for u in range(n_users)],
+            "rank": rng.integers(1, 40, n_users),
+        }
+    )
+    ranks.to_csv(run / "ranks.csv", index=False)
+    (run / "metrics.json").write_text(json.dumps(metrics_by_group(ranks, NS), indent=2) + "\n")
+    rows = []
+    for e in range(1, epochs + 1):
+        row = {"epoch": e, "loss": 1.0 / e, "train_seconds": 0.5}
+        if method == "tp":
+            row |= {"adv_loss": 0.5, "disc_acc": 0.8, "outer_steps": 10.0, "diag_cos_ht": 0.01 * e}
+        row |= {"valid_HR@10": 0.1, "valid_NDCG@10": 0.05, "eval_seconds": 0.1}
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(run / "train_log.csv", index=False)
+    summary = {
+        "best_epoch": epochs - 1,
+        "best_valid_NDCG@10": 0.05,
+        "epochs_run": epochs,
+        "wall_seconds": 1.5 * epochs,
+        "seconds_per_epoch": 0.5,
+        "device": "cpu",
+        "device_name": "cpu",
+        "torch_threads": 1,
+        "rows_per_epoch": 40,
+    }
+    (run / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    bench = None
+    if bench_seconds is not None:
+        bench = root / "benchmarks" / f"{name}.tsv"
+        bench.parent.mkdir(parents=True, exist_ok=True)
+        bench.write_text(BENCH_HEADER + f"{bench_seconds}\t0:00:12\t321.5\t900.1\t1\t1\t0\t0\t50.0\t11.9\n")
+    return run, bench
+
+
+@pytest.fixture
+def grid(tmp_path: Path):
+    """sasrec: baseline and TP (k=2, λ=0.1) on seeds 0-4, plus a TP k=1 run on seed 0 only, plus a caser TP run
+    without any baseline; one stats.json."""
+    runs, benches = [], []
+    for seed in range(5):
+        for method in ("baseline", "tp"):
+            r, b = fake_run(tmp_path / "runs", f"sasrec-{method}-{seed}", method=method, seed=seed)
+            runs.append(r)
+            benches.append(b)
+    r, b = fake_run(tmp_path / "runs", "sasrec-tp-k1-0", method="tp", seed=0, k=1)
+    runs.append(r)
+    benches.append(b)
+    r, b = fake_run(tmp_path / "runs", "caser-tp-0", backbone="caser", method="tp", seed=0, bench_seconds=None)
+    runs.append(r)
+    benches.append(b)
+    stats = tmp_path / "data" / "mt-sample" / "stats.json"
+    stats.parent.mkdir(parents=True)
+    stats.write_text(json.dumps({"dataset": "mt-sample", "users": 450, "items": 641, "reader_options": {}}))
+    return runs, benches, [stats]
+
+
+def _metric(run: Path, group: str, subset: str, name: str) -> float:
+    return json.loads((run / "metrics.json").read_text())[group][subset][name]
+
+
+def test_tidy_rows_and_columns(grid, tmp_path):
+    runs, benches, stats = grid
+    tables = aggregate(runs, tmp_path / "agg", benchmarks=benches, stats=stats)
+    tidy = tables["runs"]
+    assert len(tidy) == len(runs) * 2 * 3 * 2 * len(NS)
+    assert list(tidy.columns[:11]) == [
+        "dataset", "backbone", "method", "seed", "k", "lam", "group", "subset", "metric", "N", "value",
+    ]
+    for name in ("runs", "summary", "costs", "diagnostics", "stats"):
+        assert (tmp_path / "agg" / f"{name}.csv").is_file()
+    # keys come from config.json; baseline runs carry no k / λ
+    base = tidy[tidy["method"] == "baseline"]
+    assert base["k"].isna().all() and base["lam"].isna().all()
+    tp = tidy[(tidy["method"] == "tp") & (tidy["backbone"] == "sasrec")]
+    assert set(tp["k"].astype(int)) == {1, 2} and set(tp["lam"]) == {0.1}
+    # one value checked against the file
+    row = tidy[
+        (tidy["method"] == "tp") & (tidy["seed"] == 3) & (tidy["k"] == 2) & (tidy["group"] == "new")
+        & (tidy["subset"] == "tail") & (tidy["metric"] == "NDCG") & (tidy["N"] == 10)
+    ]
+    assert len(row) == 1
+    assert row["value"].item() == pytest.approx(_metric(runs[7], "new", "tail", "NDCG@10"))
+    assert row["users"].item() == _metric(runs[7], "new", "tail", "users")
+
+
+def test_summary_by_hand_and_paired_tests_match_scipy(grid, tmp_path):
+    runs, benches, stats = grid
+    summary = aggregate(runs, tmp_path / "agg", benchmarks=benches, stats=stats)["summary"]
+    sel = (summary["dataset"] == "mt-sample") & (summary["backbone"] == "sasrec") & (summary["group"] == "existing")
+    sel &= (summary["subset"] == "all") & (summary["metric"] == "HR") & (summary["N"] == 10)
+    base_vals = [_metric(runs[2 * s], "existing", "all", "HR@10") for s in range(5)]
+    tp_vals = [_metric(runs[2 * s + 1], "existing", "all", "HR@10") for s in range(5)]
+    b = summary[sel & (summary["method"] == "baseline")]
+    t = summary[sel & (summary["method"] == "tp") & (summary["k"] == 2)]
+    assert len(b) == 1 and len(t) == 1
+    assert b["mean"].item() == pytest.approx(sum(base_vals) / 5)
+    assert b["std"].item() == pytest.approx(float(np.std(base_vals, ddof=1)))
+    assert b["n"].item() == 5 and pd.isna(b["p_ttest"].item()) and pd.isna(b["n_pairs"].item())
+    assert t["n"].item() == 5 and t["n_pairs"].item() == 5
+    diffs = np.array(tp_vals) - np.array(base_vals)
+    assert t["diff_mean"].item() == pytest.approx(diffs.mean())
+    assert t["base_mean"].item() == pytest.approx(np.mean(base_vals))
+    assert t["rel_improvement"].item() == pytest.approx(diffs.mean() / np.mean(base_vals))
+    assert t["p_ttest"].item() == pytest.approx(sps.ttest_rel(tp_vals, base_vals).pvalue)
+    if np.any(diffs != 0):
+        assert t["p_wilcoxon"].item() == pytest.approx(sps.wilcoxon(tp_vals, base_vals).pvalue)
+    # the k=1 cell has one seed: one pair, no p-values
+    one = summary[sel & (summary["method"] == "tp") & (summary["k"] == 1)]
+    assert one["n"].item() == 1 and pd.isna(one["std"].item())
+    assert one["n_pairs"].item() == 1
+    assert math.isnan(one["p_ttest"].item()) and math.isnan(one["p_wilcoxon"].item())
+    # a TP cell without any baseline: zero pairs
+    lone = summary[(summary["backbone"] == "caser")]
+    assert (lone["n_pairs"] == 0).all() and lone["p_ttest"].isna().all()
+
+
+def test_paired_test_edge_cases():
+    a, b = [0.2, 0.3, 0.25, 0.4], [0.1, 0.35, 0.2, 0.3]
+    r = paired_test(a, b)
+    assert r["n_pairs"] == 4
+    assert r["p_ttest"] == pytest.approx(sps.ttest_rel(a, b).pvalue)
+    assert r["p_wilcoxon"] == pytest.approx(sps.wilcoxon(a, b).pvalue)
+    assert math.isnan(paired_test([0.5], [0.4])["p_ttest"])
+    assert math.isnan(paired_test([0.5], [0.4])["p_wilcoxon"])
+    assert paired_test([0.5], [0.4])["diff_mean"] == pytest.approx(0.1)
+    same = paired_test([0.1, 0.2, 0.3], [0.1, 0.2, 0.3])  # no difference at all: no p-value, no error
+    assert same["diff_mean"] == 0 and math.isnan(same["p_wilcoxon"])
+    assert math.isnan(paired_test([0.1, 0.2], [0.0, 0.0])["rel_improvement"])  # baseline mean 0
+    empty = paired_test([], [])
+    assert empty["n_pairs"] == 0 and math.isnan(empty["diff_mean"])
+    with pytest.raises(ValueError):
+        paired_test([1.0], [1.0, 2.0])
+
+
+def test_summarise_empty_and_tidy_format():
+    assert summarise(pd.DataFrame(columns=["dataset"])).empty
+    ranks = pd.DataFrame(
+        {"user": [0, 1, 2], "user_id": ["a", "b", "c"], "group": ["existing", "existing", "new"],
+         "head": [True, False, True], "rank": [1, 3, 12]}
+    )
+    keys = {"dataset": "d", "backbone": "gru4rec", "method": "baseline", "seed": 0, "k": pd.NA, "lam": math.nan}
+    tidy = tidy_metrics(metrics_by_group(ranks, (1, 10)), keys)
+    assert len(tidy) == 2 * 3 * 2 * 2
+    hr1 = tidy[(tidy.group == "existing") & (tidy.subset == "all") & (tidy.metric == "HR") & (tidy.N == 1)]
+    assert hr1["value"].item() == pytest.approx(0.5) and hr1["users"].item() == 2
+
+
+def test_costs_diagnostics_stats(grid, tmp_path):
+    runs, benches, stats = grid
+    t = aggregate(runs, tmp_path / "agg", benchmarks=benches, stats=stats)
+    costs = t["costs"]
+    assert len(costs) == len(runs)
+    c = costs[(costs["method"] == "tp") & (costs["seed"] == 0) & (costs["k"] == 2) & (costs["backbone"] == "sasrec")]
+    assert c["seconds"].item() == pytest.approx(12.5)
+    assert c["max_rss_mb"].item() == pytest.approx(321.5)
+    assert c["epochs"].item() == 3 and c["best_epoch"].item() == 2 and c["s_per_epoch"].item() == 0.5
+    assert c["device"].item() == "cpu"
+    assert costs.loc[costs["backbone"] == "caser", "seconds"].isna().all()  # no benchmark: NaN, not an error
+    diag = t["diagnostics"]
+    n_tp = sum(1 for r in runs if json.loads((r / "config.json").read_text())["method"] == "tp")
+    assert len(diag) == 3 * n_tp and set(diag["method"]) == {"tp"}
+    assert {"loss", "adv_loss", "disc_acc", "diag_cos_ht", "epoch", "k", "lam"} <= set(diag.columns)
+    st = t["stats"]
+    assert list(st["dataset"]) == ["mt-sample"] and st["reader_options"].item() == "{}"
+
+
+def test_duplicate_and_unfinished_runs(grid, tmp_path):
+    from tplib.data.dataset import DataError
+
+    runs, _, _ = grid
+    with pytest.raises(DataError, match="same run"):
+        aggregate([runs[0], runs[0]], tmp_path / "agg")
+    (runs[1] / "metrics.json").unlink()
+    with pytest.raises(DataError, match="metrics.json"):
+        aggregate(runs[:2], tmp_path / "agg")
+    with pytest.raises(DataError, match="benchmark"):
+        aggregate(runs[:1], tmp_path / "agg", benchmarks=[])
+
+
+def test_cli_runs_list(grid, tmp_path, capsys):
+    runs, benches, stats = grid
+    listing = tmp_path / "runs.txt"
+    listing.write_text("# run\tbenchmark\n" + "".join(f"{r}\t{b or ''}\n" for r, b in zip(runs, benches)))
+    assert read_runs_list(listing)[0] == [str(r) for r in runs]
+    out = tmp_path / "agg_cli"
+    assert main(["aggregate", "--runs-list", str(listing), "--stats", str(stats[0]), "--out", str(out)]) == 0
+    assert "runs.csv" in capsys.readouterr().out
+    costs = pd.read_csv(out / "costs.csv")
+    assert costs["seconds"].notna().sum() == len(runs) - 1
+    summary = pd.read_csv(out / "summary.csv")
+    assert {"mean", "std", "n", "n_pairs", "diff_mean", "rel_improvement", "p_ttest", "p_wilcoxon"} <= set(
+        summary.columns
+    )
+    (runs[0] / "metrics.json").unlink()
+    assert main(["aggregate", "--runs", str(runs[0]), "--out", str(out)]) == 2
+    assert "metrics.json" in capsys.readouterr().err
+    assert main(["aggregate", "--out", str(out)]) == 2

@@ -1,0 +1,224 @@
+"""The Snakemake workflow: the dry run lists the paper's whole grid, a bad config stops before any job with a
+message naming the key, a missing raw file stops before any job naming the file, and the smoke configuration
+runs end to end (slow) and leaves nothing to redo.
+
+Every run uses ``--snakefile <repo>/Snakefile --directory <tmp>`` so that nothing is written into the checkout.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "config.yaml"
+SMOKE = ROOT / "config" / "smoke.yaml"
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="Snakemake's shell rules need bash")
+
+
+def snakemake(workdir: Path, *args: str, configfiles: tuple[Path, ...] = (CONFIG,), timeout: int = 120):
+    cmd = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", *map(str, configfiles),
+        *args,
+    ]  # fmt: skip
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: {rule: count}."""
+    table = output[output.index("Job stats:") :]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def write_config(path: Path, **changes) -> Path:
+    path.write_text(yaml.safe_dump(changes))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_config_files_are_commented_and_match_the_schema():
+    text = CONFIG.read_text()
+    cfg = yaml.safe_load(text)
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    for key in cfg:
+        assert key in schema["properties"], key
+        # every top-level key has a comment on its line or just above it
+        lines = text.splitlines()
+        i = next(n for n, line in enumerate(lines) if line.startswith(f"{key}:"))
+        assert "#" in lines[i] or lines[i - 1].startswith("#") or lines[i - 1] == "", key
+
+    def closed(node, where="schema"):
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                assert node.get("additionalProperties") is False, f"{where} is not closed"
+                for name, sub in node["properties"].items():
+                    assert "description" in sub and "default" in sub, f"{where}.{name} lacks description/default"
+            for k, v in node.items():
+                closed(v, f"{where}.{k}")
+
+    closed(schema)
+
+
+def test_lint_and_format_are_clean(tmp_path):
+    lint = snakemake(tmp_path, "--lint", "--config", "download=True")  # download: no raw files needed to parse
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    snakefmt = shutil.which("snakefmt") or str(Path(sys.executable).parent / "snakefmt")
+    if not Path(snakefmt).exists():
+        pytest.skip("snakefmt is not installed (pip install -e '.[test]')")
+    fmt = subprocess.run(
+        [snakefmt, "--check", "Snakefile", "workflow"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_slurm_profile_is_valid(tmp_path):
+    """The SLURM profile's settings load and reach the jobs (the executor line is left out: the plugin is not
+    installed here)."""
+    profile = tmp_path / "slurm"
+    profile.mkdir()
+    text = (ROOT / "profiles" / "slurm" / "config.yaml").read_text()
+    assert re.search(r"^executor: slurm$", text, re.M)
+    (profile / "config.yaml").write_text(re.sub(r"^executor: slurm$", "", text, flags=re.M))
+    args = ("-n", "--workflow-profile", str(profile), "--cores", "8", "aggregate")
+    res = snakemake(tmp_path, *args, configfiles=(CONFIG, SMOKE))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "OMP_NUM_THREADS=4 tp train" in out and "--set train.threads=4" in out
+    train_resources = re.search(r"rule train:[\s\S]*?\n\s*resources: ([^\n]*)", out).group(1)
+    assert "gpu=1" in train_resources and "slurm_partition=<gpu-partition>" in train_resources
+
+
+def test_dry_run_lists_the_whole_grid(tmp_path):
+    res = snakemake(tmp_path, "-n", "--quiet", "rules", "--config", "download=True")
+    assert res.returncode == 0, res.stdout + res.stderr
+    counts = job_counts(res.stdout + res.stderr)
+    cfg = yaml.safe_load(CONFIG.read_text())
+    main = len(cfg["datasets"]) * len(cfg["backbones"]) * len(cfg["methods"]) * len(cfg["seeds"])
+    assert main == 240
+    ab = cfg["ablation"]
+    # every ablation point but the main setting (k = 2 at λ = 0.1, shared by both sweeps) is a new run
+    new_points = (len(ab["k"]) - 1) + (len(ab["lam"]) - 1)
+    ablation = len(ab["datasets"]) * len(ab["backbones"]) * len(ab["seeds"]) * new_points
+    assert ablation == 480
+    assert counts["train"] == main + ablation == 720
+    assert counts["evaluate"] == 720
+    assert counts["download"] == counts["prepare"] == 4
+    assert counts["aggregate"] == counts["report"] == counts["all"] == 1
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"seeds": "x"}, r"'x' is not of type 'array'[\s\S]*instance\['seeds'\]"),
+        ({"seedz": [0]}, r"'seedz' was unexpected"),
+        ({"ablation": {"kk": [1]}}, r"'kk' was unexpected"),
+        ({"datasets": ["ml1m", "netflix"]}, r"'netflix' is not one of"),
+        ({"overrides": {"all": {"train.lrr": 0.1}}}, r"unknown config key train\.lrr"),
+        ({"overrides": {"backbones": {"caser": {"model.d": "big"}}}}, r"model\.d must be an integer"),
+        ({"overrides": {"all": {"tp.k": 3}}}, r"overrides\.all: tp\.k is set by the workflow"),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, changes, expected):
+    bad = write_config(tmp_path / "bad.yaml", **changes)
+    res = snakemake(tmp_path, "--cores", "1", configfiles=(CONFIG, SMOKE, bad))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert re.search(expected, out), out
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+def test_missing_raw_files_stop_before_any_job(tmp_path):
+    (tmp_path / "empty").mkdir()
+    cfg = write_config(
+        tmp_path / "raw.yaml",
+        raw_dir=str(tmp_path / "empty"),
+        download=False,
+        datasets=["ml1m", "music", "mt-sample"],
+        ablation={"datasets": []},
+    )
+    res = snakemake(tmp_path, "--cores", "1", configfiles=(CONFIG, SMOKE, cfg))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "raw data missing" in out
+    assert f"put it at {tmp_path / 'empty' / 'ml-1m' / 'ratings.dat'}" in out
+    assert "Music.txt not found" in out
+    assert "mt-sample" not in out.split("raw data missing")[1]  # the shipped slice needs no raw file
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _has_report_command() -> bool:
+    from tplib.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return "report" in sub.choices
+
+
+@pytest.mark.slow
+def test_smoke_run_end_to_end(tmp_path):
+    """The whole DAG of config/smoke.yaml on two cores; then nothing is left to do."""
+    until = [] if _has_report_command() else ["aggregate"]  # target: everything but the report (`tp report`
+    # is written separately; until it exists, the report rule is left out)
+    t0 = time.perf_counter()
+    res = snakemake(tmp_path, "--cores", "2", *until, configfiles=(CONFIG, SMOKE), timeout=900)
+    elapsed = time.perf_counter() - t0
+    assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
+    assert elapsed < 600, f"the smoke run took {elapsed:.0f} s"
+
+    smoke = yaml.safe_load(SMOKE.read_text())
+    specs = ["baseline", "tp/k2_lam0.1", "tp/k1_lam0.1", "tp/k2_lam0"]
+    runs = [f"mt-sample/{b}/{s}/seed{seed}" for b in smoke["backbones"] for s in specs for seed in smoke["seeds"]]
+    assert len(runs) == 24
+    for f in ("dataset.npz", "stats.json"):
+        assert (tmp_path / "results" / "data" / "mt-sample" / f).is_file()
+    files = ("config.json", "model.pt", "train_log.csv", "train_summary.json", "metrics.json", "ranks.csv",
+             "evaluate_config.json")  # fmt: skip
+    for run in runs:
+        # exactly the declared outputs of train and evaluate: no job writes anything else into a run folder
+        assert sorted(p.name for p in (tmp_path / "results" / "runs" / run).iterdir()) == sorted(files), run
+        assert (tmp_path / "logs" / "train" / f"{run}.log").is_file()
+        assert (tmp_path / "logs" / "evaluate" / f"{run}.log").is_file()
+        assert (tmp_path / "results" / "benchmarks" / "train" / f"{run}.tsv").is_file()
+    made = {str(p.parent.relative_to(tmp_path / "results" / "runs")) for p in tmp_path.glob("results/runs/**/model.pt")}
+    assert made == set(runs)  # nothing more, nothing less
+    agg = tmp_path / "results" / "aggregate"
+    tidy = pd.read_csv(agg / "runs.csv")
+    assert len(tidy) == 24 * 2 * 3 * 2 * 5
+    summary = pd.read_csv(agg / "summary.csv")
+    tp_main = summary[(summary["method"] == "tp") & (summary["k"] == 2) & (summary["lam"] == 0.1)]
+    assert (tp_main["n_pairs"] == 2).all()
+    assert len(pd.read_csv(agg / "costs.csv")) == 24
+    assert pd.read_csv(agg / "costs.csv")["seconds"].notna().all()
+    assert set(pd.read_csv(agg / "diagnostics.csv")["method"]) == {"tp"}
+    assert list(pd.read_csv(agg / "stats.csv")["dataset"]) == ["mt-sample"]
+    assert yaml.safe_load((agg / "config.yaml").read_text())["datasets"] == ["mt-sample"]  # the effective config
+    if not until:
+        assert (tmp_path / "report" / "report.html").stat().st_size > 0
+        assert any((tmp_path / "results" / "figures").glob("*.png"))
+
+    again = snakemake(tmp_path, "-n", *until, configfiles=(CONFIG, SMOKE))
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr

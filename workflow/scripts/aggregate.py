@@ -1,0 +1,22 @@
+"""The aggregate rule: one call to tplib.aggregate.aggregate, logging to the rule's log; and the workflow's
+effective config (config files merged, schema defaults filled in) beside the tables, for the report."""
+
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from tplib.aggregate import aggregate
+from tplib.data.dataset import atomic_write_text
+
+with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is injected by Snakemake
+    sys.stderr = log_file
+    logging.basicConfig(level=logging.INFO, stream=log_file, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    aggregate(
+        snakemake.params.runs,  # noqa: F821
+        Path(snakemake.output.runs).parent,  # noqa: F821
+        benchmarks=list(snakemake.input.benchmarks),  # noqa: F821
+        stats=list(snakemake.input.stats),  # noqa: F821
+    )
+    atomic_write_text(snakemake.output.config, yaml.safe_dump(dict(snakemake.config), sort_keys=False))  # noqa: F821
