@@ -84,7 +84,7 @@ class TPConfig:
     """The TP trainer (paper Algorithm 1, read as in method.md)."""
 
     k: int = 2  # inner updates per outer step
-    alpha: float = 0.01  # inner plain-SGD learning rate
+    alpha: float = 0.1  # inner plain-SGD learning rate (chosen on validation: results/tuning/README.md)
     beta: float = 1e-3  # outer Adam learning rate
     lam: float = 0.1  # adversarial weight lambda (0 switches the discriminator's influence off)
     P: int = 1  # parallel inner chains averaged per outer step (1 = the paper's algorithm)
