@@ -166,7 +166,6 @@ class TPUpdater:
         self.outer_steps += 1
         return stats
 
-
     def outer_step(
         self, sampler: TrainSampler, users: np.ndarray, diag: dict | None = None
     ) -> list[dict[str, float]]:
