@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Aggregate every FINISHED run of config/cpu-run.yaml (those with metrics.json) and render the report.
+# Used because the session's CPU time ended before the whole run did; unfinished cells read "not run".
+set -euo pipefail
+list=$(mktemp)
+for m in $(find results/runs -name metrics.json | sort); do
+  run=$(dirname "$m")
+  [ "$m" -nt "$run/train_summary.json" ] || continue  # evaluated after its (latest) training only
+  bench="results/benchmarks/train/${run#results/runs/}.tsv"
+  if [ -f "$bench" ]; then printf '%s\t%s\n' "$run" "$bench"; else printf '%s\n' "$run"; fi
+done > "$list"
+stats=$(ls results/data/{music,game,ml1m,movietweetings}/stats.json 2>/dev/null || true)
+tp aggregate --runs-list "$list" --stats $stats --out results/aggregate
+cp config/cpu-run.yaml results/aggregate/config.yaml
+tp report --aggregate results/aggregate --out report/report.html --figures results/figures \
+  --config config/cpu-run.yaml --tp-k 2 --tp-lam 0.1
+rm -f "$list"
