@@ -22,17 +22,13 @@ import torch
 
 from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset, make_split
-from tplib.data.sampler import TrainSampler
 from tplib.evaluate import rank_users
-from tplib.train.loop import build_for, make_updater, rng_for
+from tplib.train.loop import build_for, build_training
 
 
 def time_baseline(cfg, ds, split, fraction: float) -> float:
     torch.manual_seed(0)
-    model = build_for(cfg, ds, torch.device("cpu"))
-    mode = "sequence" if model.all_positions else "window"
-    sampler = TrainSampler(ds, split, model.input_len, mode, rng_for(0, 1), cfg.model.caser_T)
-    up = make_updater(cfg, model, sampler, split, ds)
+    model, sampler, up = build_training(cfg, ds, split, torch.device("cpu"))
     n_batches = math.ceil(sampler.n_units / cfg.train.batch_size)
     todo = max(2, int(round(fraction * n_batches)))
     batches = sampler.epoch(cfg.train.batch_size)
@@ -54,10 +50,7 @@ def time_baseline(cfg, ds, split, fraction: float) -> float:
 
 def time_tp(cfg, ds, split, fraction: float) -> float:
     torch.manual_seed(0)
-    model = build_for(cfg, ds, torch.device("cpu"))
-    mode = "sequence" if model.all_positions else "window"
-    sampler = TrainSampler(ds, split, model.input_len, mode, rng_for(0, 1), cfg.model.caser_T)
-    up = make_updater(cfg, model, sampler, split, ds)
+    model, sampler, up = build_training(cfg, ds, split, torch.device("cpu"))
     per_step = cfg.tp.k * cfg.tp.P
     n_steps = math.ceil(len(sampler.users) / per_step)
     todo = max(2, int(round(fraction * n_steps)))

@@ -4,4 +4,4 @@
 # `snakemake --cores 2 --configfile config/cpu-run.yaml` completes it, redoing nothing that finished.
 set -euo pipefail
 snakemake --cores 2 --configfile config/cpu-run.yaml --config 'datasets=["music"]'
-snakemake --cores 2 --configfile config/cpu-run.yaml --config 'methods=["baseline"]' 'seeds=[0]'
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-game-seed0.yaml

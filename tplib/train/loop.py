@@ -96,6 +96,17 @@ def build_for(cfg: RunConfig, ds: SeqDataset, device: torch.device) -> SeqRecMod
     return build_model(cfg.backbone, ds.n_items, ds.n_users, cfg.model).to(device)
 
 
+def build_training(
+    cfg: RunConfig, ds: SeqDataset, split: Split, device: torch.device
+) -> tuple[SeqRecModel, TrainSampler, Updater]:
+    """A fresh model, the shared sampler (seeded from ``cfg.seed``) and the method's update rule."""
+    model = build_for(cfg, ds, device)
+    model.set_trained_users(split.existing)  # Caser's "mean" embedding for unseen users averages these only
+    mode = "sequence" if model.all_positions else "window"
+    sampler = TrainSampler(ds, split, model.input_len, mode, rng_for(cfg.seed, 1), cfg.model.caser_T, device)
+    return model, sampler, make_updater(cfg, model, sampler, split, ds)
+
+
 def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path) -> dict[str, Any]:
     """Train ``cfg.backbone`` with ``cfg.method`` on ``ds``; write the run folder ``out``; return the summary."""
     out = Path(out)
@@ -108,11 +119,7 @@ def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path) -> dict[str, Any]:
     seed_everything(cfg.seed)
 
     split = make_split(ds, cfg.seed, cfg.split.new_frac, cfg.split.head_frac)
-    model = build_for(cfg, ds, device)
-    model.set_trained_users(split.existing)  # Caser's "mean" embedding for unseen users averages these only
-    mode = "sequence" if model.all_positions else "window"
-    sampler = TrainSampler(ds, split, model.input_len, mode, rng_for(cfg.seed, 1), cfg.model.caser_T, device)
-    updater = make_updater(cfg, model, sampler, split, ds)
+    model, sampler, updater = build_training(cfg, ds, split, device)
 
     metric = cfg.eval.select_metric
     best_score, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
