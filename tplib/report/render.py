@@ -862,36 +862,34 @@ def build_figures(
     main = pd.concat([base, tp])
     sections: list[FigureSection] = []
 
-    sec = FigureSection(
-        "fig4",
-        "Figure 4",
-        "Figure 4: top-N accuracy, baseline vs TP",
-        "HR@N and NDCG@N for N in the evaluated cut-offs, existing (top two rows) and new users "
-        "(bottom two), per backbone; error bars: standard deviation over seeds.",
-    )
-    for ds in datasets:
-        if ds in _datasets_with(main, datasets):
-            fig = F.fig_topn(base, tp, ds, backbones, tp_label)
-            sec.figures.append(F.save_figure(fig, f"fig4_topn_{ds}", f"{F.label(ds)}", folder))
-        else:
-            sec.not_run.append(F.label(ds))
-    sections.append(sec)
-
-    sec = FigureSection(
-        "fig5",
-        "Figure 5",
-        "Figure 5: head vs tail users",
-        "HR@10 and NDCG@10 of head (top 20% by interactions) and tail users, existing and new, "
-        "baseline vs TP; error bars: standard deviation over seeds. The paper shows Game and "
-        "MovieTweetings; every dataset run is shown here.",
-    )
-    for ds in datasets:
-        if ds in _datasets_with(main, datasets):
-            fig = F.fig_headtail(base, tp, ds, backbones, tp_label)
-            sec.figures.append(F.save_figure(fig, f"fig5_headtail_{ds}", f"{F.label(ds)}", folder))
-        else:
-            sec.not_run.append(F.label(ds))
-    sections.append(sec)
+    have = set(_datasets_with(main, datasets))
+    for key, title, caption, draw, prefix in (
+        (
+            "fig4",
+            "Figure 4: top-N accuracy, baseline vs TP",
+            "HR@N and NDCG@N for N in the evaluated cut-offs, existing (top two rows) and new users "
+            "(bottom two), per backbone; error bars: standard deviation over seeds.",
+            F.fig_topn,
+            "fig4_topn",
+        ),
+        (
+            "fig5",
+            "Figure 5: head vs tail users",
+            "HR@10 and NDCG@10 of head (top 20% by interactions) and tail users, existing and new, "
+            "baseline vs TP; error bars: standard deviation over seeds. The paper shows Game and "
+            "MovieTweetings; every dataset run is shown here.",
+            F.fig_headtail,
+            "fig5_headtail",
+        ),
+    ):
+        sec = FigureSection(key, f"Figure {key[-1]}", title, caption)
+        for ds in datasets:
+            if ds in have:
+                fig = draw(base, tp, ds, backbones, tp_label)
+                sec.figures.append(F.save_figure(fig, f"{prefix}_{ds}", f"{F.label(ds)}", folder))
+            else:
+                sec.not_run.append(F.label(ds))
+        sections.append(sec)
 
     tps = s[(s["method"] == "tp").to_numpy(dtype=bool)] if not s.empty else s
     for key, param, fixed_col, fixed, title in (
