@@ -14,13 +14,10 @@ A run folder receives (each written atomically):
 from __future__ import annotations
 
 import copy
-import io
 import json
 import logging
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from tplib.config import RunConfig
-from tplib.data.dataset import SeqDataset, Split, _umask_mode, atomic_write_text, make_split
+from tplib.data.dataset import SeqDataset, Split, atomic_write_bytes, atomic_write_text, make_split
 from tplib.data.sampler import TrainSampler
 from tplib.evaluate import validation_ranks
 from tplib.metrics import metrics_from_ranks
@@ -79,17 +76,7 @@ def make_updater(cfg: RunConfig, model: SeqRecModel, sampler: TrainSampler, spli
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, lambda f: torch.save(obj, f))
 
 
 def build_for(cfg: RunConfig, ds: SeqDataset, device: torch.device) -> SeqRecModel:
