@@ -12,6 +12,10 @@ done > "$list"
 stats=$(ls results/data/{music,game,ml1m,movietweetings}/stats.json 2>/dev/null || true)
 tp aggregate --runs-list "$list" --stats $stats --out results/aggregate
 cp config/cpu-run.yaml results/aggregate/config.yaml
+variant=()
+if [ -f results/schedule/aggregate/summary.csv ]; then  # TP trained to early stopping (results/schedule/run.sh)
+  variant=(--variant "trained to early stopping (≤ 200 epochs, patience 20)=results/schedule/aggregate")
+fi
 tp report --aggregate results/aggregate --out report/report.html --figures results/figures \
-  --config config/cpu-run.yaml --tp-k 2 --tp-lam 0.1
+  --config config/cpu-run.yaml --tp-k 2 --tp-lam 0.1 "${variant[@]}"
 rm -f "$list"

@@ -207,9 +207,9 @@ def test_costs_diagnostics_stats(grid, tmp_path):
     assert c["device"].item() == "cpu"
     assert costs.loc[costs["backbone"] == "caser", "seconds"].isna().all()  # no benchmark: NaN, not an error
     diag = t["diagnostics"]
-    n_tp = sum(1 for r in runs if json.loads((r / "config.json").read_text())["method"] == "tp")
-    assert len(diag) == 3 * n_tp and set(diag["method"]) == {"tp"}
+    assert len(diag) == 3 * len(runs) and set(diag["method"]) == {"baseline", "tp"}  # every run's log
     assert {"loss", "adv_loss", "disc_acc", "diag_cos_ht", "epoch", "k", "lam"} <= set(diag.columns)
+    assert diag.loc[diag["method"] == "baseline", "adv_loss"].isna().all()  # TP's columns: TP's runs only
     st = t["stats"]
     assert list(st["dataset"]) == ["mt-sample"] and st["reader_options"].item() == "{}"
 

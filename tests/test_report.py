@@ -130,6 +130,10 @@ def write_fixture(folder: Path, datasets: tuple[str, ...] = ("ml1m", "music")) -
                         "valid_NDCG@10": 0.05,
                     }
                 )
+        else:  # the baseline's log: no TP columns, validation every 2 epochs
+            for e in range(1, 6):
+                valid = 0.04 + 0.002 * e if e % 2 == 0 else math.nan
+                diags.append({**keys, "epoch": e, "loss": 0.8 / e, "valid_NDCG@10": valid, "train_seconds": 1.0})
     pd.DataFrame(costs).to_csv(folder / "costs.csv", index=False)
     pd.DataFrame(diags).to_csv(folder / "diagnostics.csv", index=False)
     common = {
@@ -339,6 +343,8 @@ def test_figures_embedded_and_written_as_png_and_pdf(report):
         "fig7_lambda_ml1m",
         "diag_ml1m",
         "diag_music",
+        "curves_ml1m",
+        "curves_music",
     } <= stems
     assert "fig6_k_music" not in stems  # no ablation there
     uris = [s for s in parsed.imgs if s.startswith("data:image/png;base64,")]
@@ -444,6 +450,34 @@ def test_cli_report(tmp_path, capsys):
     assert "No workflow config given" in html
     assert main(["report", "--aggregate", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "tp: error:" in capsys.readouterr().err
+
+
+def test_variant_shown_beside_the_main_runs(tmp_path, capsys):
+    """--variant LABEL=DIR: a table of baseline, main TP and the variant's TP per cell the variant ran (with the
+    paired p-value from the variant's own aggregate), and the variant's curve; a malformed spec stops clearly."""
+    write_fixture(tmp_path / "main", datasets=("ml1m", "music"))
+    write_fixture(tmp_path / "long", datasets=("music",))
+    summary = pd.read_csv(tmp_path / "long" / "summary.csv")
+    tp = summary["method"] == "tp"
+    summary.loc[tp, "mean"] = 0.4321  # tell the variant's numbers apart from the main runs'
+    summary.to_csv(tmp_path / "long" / "summary.csv", index=False)
+    out = tmp_path / "report.html"
+    args = ["report", "--aggregate", str(tmp_path / "main"), "--out", str(out), "--figures", str(tmp_path / "f")]
+    assert main([*args, "--variant", f"200 epochs={tmp_path / 'long'}"]) == 0
+    html = out.read_text(encoding="utf-8")
+    parsed = _Tables()
+    parsed.feed(html)
+    (table,) = _table_with(parsed, "Runs")
+    assert {row[0] for row in table[1:]} == {"Music"}  # only the cells the variant ran
+    names = [row[2] for row in table[1:]]
+    assert names[:3] == ["Baseline", "TP (k=2, λ=0.1), main runs", "TP (k=2, λ=0.1), 200 epochs"]
+    variant_rows = [row for row in table[1:] if row[2] == "TP (k=2, λ=0.1), 200 epochs"]
+    assert variant_rows and all("0.4321" in row[4] for row in variant_rows)
+    assert all("0.4321" not in row[4] for row in table[1:] if row[2].endswith("main runs"))
+    assert "p=" in variant_rows[0][4]
+    assert (tmp_path / "f" / "curves_music.png").is_file()
+    assert main([*args, "--variant", "no-equals-sign"]) == 2
+    assert "expected LABEL=DIR" in capsys.readouterr().err
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -212,7 +212,7 @@ def test_smoke_run_end_to_end(tmp_path):
     assert (tp_main["n_pairs"] == 2).all()
     assert len(pd.read_csv(agg / "costs.csv")) == 24
     assert pd.read_csv(agg / "costs.csv")["seconds"].notna().all()
-    assert set(pd.read_csv(agg / "diagnostics.csv")["method"]) == {"tp"}
+    assert set(pd.read_csv(agg / "diagnostics.csv")["method"]) == {"baseline", "tp"}
     assert list(pd.read_csv(agg / "stats.csv")["dataset"]) == ["mt-sample"]
     assert yaml.safe_load((agg / "config.yaml").read_text())["datasets"] == ["mt-sample"]  # the effective config
     if not until:

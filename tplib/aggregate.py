@@ -15,7 +15,7 @@ Five tables, written as CSV into one folder:
   metric/N over the seeds both have (:func:`paired_test`);
 - ``costs.csv``: one row per run: benchmark seconds and memory of the training job, epochs run, best epoch,
   seconds per epoch, device;
-- ``diagnostics.csv``: the per-epoch training log (loss, adv_loss, disc_acc, diag_*, ...) of every TP run,
+- ``diagnostics.csv``: the per-epoch training log (loss, validation metrics; TP: adv_loss, disc_acc, diag_*) of every run,
   tagged with the run's keys;
 - ``stats.csv``: one row per prepared dataset (its ``stats.json``).
 
@@ -267,11 +267,11 @@ def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def diagnostics_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """The per-epoch training log of every TP run (epoch, loss, adv_loss, disc_acc, diag_*, validation
-    metrics, ...), tagged with the run's keys."""
+    """The per-epoch training log of every run (epoch, loss, validation metrics; TP's runs also adv_loss,
+    disc_acc, diag_*), tagged with the run's keys."""
     frames = []
     for r in loaded:
-        if r["keys"]["method"] != "tp" or r["train_log"].empty:
+        if r["train_log"].empty:
             continue
         df = r["train_log"].copy()
         for i, key in enumerate(RUN_KEYS):

@@ -94,6 +94,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from tplib.report import render_report
+    from tplib.report.render import parse_variant
 
     out = render_report(
         Path(args.aggregate),
@@ -102,6 +103,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
         config_path=Path(args.config) if args.config else None,
         tp_k=args.tp_k,
         tp_lam=args.tp_lam,
+        variants=[parse_variant(v) for v in args.variant or ()],
     )
     print(out)
 
@@ -166,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--config", help="the workflow config YAML: embedded, and its overrides and tp_default used")
     pr.add_argument("--tp-k", type=int, help="TP's main setting k (default: the config's tp_default, else 2)")
     pr.add_argument("--tp-lam", type=float, help="TP's main setting λ (default: the config's, else the most run)")
+    pr.add_argument(
+        "--variant",
+        action="append",
+        metavar="LABEL=DIR",
+        help="another aggregate folder whose TP runs are shown beside the main ones under LABEL (e.g. a longer "
+        "schedule); repeatable",
+    )
     pr.set_defaults(func=_cmd_report)
     return p
 

@@ -27,6 +27,7 @@ __all__ = [
     "COLORS",
     "SavedFigure",
     "fig_ablation",
+    "fig_curves",
     "fig_diagnostics",
     "fig_headtail",
     "fig_topn",
@@ -291,6 +292,43 @@ def fig_diagnostics(diag: pd.DataFrame, dataset: str, backbones: Sequence[str], 
                 ax.set_xlabel("epoch")
     _legend(fig, list(handles.values()), [f"user pairs: {k}" for k in handles])
     fig.suptitle(f"{label(dataset)}: TP training diagnostics {title_suffix}", fontsize=11)
+    return fig
+
+
+VARIANT_COLORS = ("#C44E52", "#8172B3", "#55A868", "#937860")
+
+
+def fig_curves(
+    series: Sequence[tuple[str, pd.DataFrame, str]], dataset: str, backbones: Sequence[str], metric: str
+) -> Figure:
+    """Validation ``metric`` (a train_log column, e.g. ``valid_NDCG@10``) against the epoch, per backbone: one
+    line per ``(label, per-epoch log rows, colour)`` series, mean over seeds with a ±1 std band. Epochs without a
+    validation (the baseline validates every few epochs) are skipped, not drawn as zero."""
+    fig, axes = _new_figure(1, len(backbones), 3.3, 2.6)
+    handles: dict[str, object] = {}
+    for j, bb in enumerate(backbones):
+        ax = axes[0, j]
+        drawn = False
+        for name, rows, color in series:
+            d = _pick(rows, dataset=dataset, backbone=bb)
+            if d.empty or metric not in d or d[metric].isna().all():
+                continue
+            g = d.dropna(subset=[metric]).groupby("epoch")[metric].agg(["mean", "std"])
+            (h,) = ax.plot(g.index, g["mean"], color=color, lw=1.3)
+            lo, hi = g["mean"] - _err(g["std"]), g["mean"] + _err(g["std"])
+            ax.fill_between(g.index, lo, hi, color=color, alpha=0.15, lw=0)
+            handles.setdefault(name, h)
+            drawn = True
+        ax.set_title(label(bb))
+        if drawn:
+            ax.grid(alpha=0.3)
+            ax.set_xlabel("epoch")
+        else:
+            _not_run(ax)
+        if j == 0:
+            ax.set_ylabel(metric.replace("valid_", "validation "), fontsize=9)
+    _legend(fig, list(handles.values()), list(handles))
+    fig.suptitle(f"{label(dataset)}: validation accuracy per epoch (mean ± std over seeds)", fontsize=11)
     return fig
 
 

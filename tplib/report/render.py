@@ -40,7 +40,16 @@ from tplib.report.paper import (
     paper_table3,
 )
 
-__all__ = ["Aggregate", "build_context", "choose_tp_setting", "load_aggregate", "render_report", "verdict"]
+__all__ = [
+    "Aggregate",
+    "Variant",
+    "build_context",
+    "choose_tp_setting",
+    "load_aggregate",
+    "parse_variant",
+    "render_report",
+    "verdict",
+]
 
 TABLES = ("runs", "summary", "costs", "diagnostics", "stats")
 ALPHA = 0.05  # significance level of the verdicts
@@ -70,6 +79,23 @@ class Aggregate:
     diagnostics: pd.DataFrame
     stats: pd.DataFrame
     folder: Path
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Another aggregate whose TP runs differ from the main ones in a way the run keys do not record (e.g. a
+    longer training schedule), shown beside the main runs under its own label."""
+
+    label: str
+    agg: Aggregate
+
+
+def parse_variant(text: str) -> tuple[str, str]:
+    """``"LABEL=DIR"`` -> ``(LABEL, DIR)``."""
+    name, sep, folder = text.partition("=")
+    if not sep or not name.strip() or not folder.strip():
+        raise DataError(f"--variant {text!r}: expected LABEL=DIR, e.g. 'TP, 200 epochs=results/schedule/aggregate'")
+    return name.strip(), folder.strip()
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -541,14 +567,16 @@ def table2(stats: pd.DataFrame) -> list[dict[str, Any]]:
 # Table 3
 
 
-def _cell(df: pd.DataFrame, ds: str, bb: str, group: str, metric: str, N: int) -> dict[str, Any] | None:
+def _cell(
+    df: pd.DataFrame, ds: str, bb: str, group: str, metric: str, N: int, subset: str = "all"
+) -> dict[str, Any] | None:
     if df.empty:
         return None
     r = df[
         (df["dataset"] == ds)
         & (df["backbone"] == bb)
         & (df["group"] == group)
-        & (df["subset"] == "all")
+        & (df["subset"] == subset)
         & (df["metric"] == metric)
         & (df["N"] == N)
     ]
@@ -947,6 +975,100 @@ def build_figures(
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Training curves and TP variants
+
+VARIANT_CELLS = (  # (group, subset, metric) at N = 10
+    ("existing", "all", "HR"),
+    ("existing", "all", "NDCG"),
+    ("existing", "head", "NDCG"),
+    ("existing", "tail", "NDCG"),
+    ("new", "all", "HR"),
+    ("new", "all", "NDCG"),
+)
+
+
+def _epochs(costs: pd.DataFrame, ds: str, bb: str, method: str, k: int | None, lam: float | None) -> str:
+    """'best / run' epochs, mean over the cell's runs."""
+    if costs.empty or "epochs" not in costs:
+        return "—"
+    c = costs[(costs["dataset"] == ds) & (costs["backbone"] == bb) & (costs["method"] == method)]
+    if method == "tp":
+        c = _tp_rows(c, k, lam)
+    if c.empty:
+        return "—"
+    return f"{pd.to_numeric(c['best_epoch']).mean():.0f} / {pd.to_numeric(c['epochs']).mean():.0f}"
+
+
+def variants_table(
+    agg: Aggregate, variants: Sequence[Variant], k: int, lam: float, datasets: Sequence[str], backbones: Sequence[str]
+) -> dict[str, Any]:
+    """Per dataset × backbone that a variant ran: the baseline, the main TP runs and each variant's TP runs at
+    (k, λ), on VARIANT_CELLS (mean ± std, n); for TP rows the change against the baseline and the paired t-test
+    p-value, taken from the aggregate the row comes from (a variant's aggregate must hold the baseline runs for
+    that, else "—")."""
+    header = [f"{g} {s} {m}@10" for g, s, m in VARIANT_CELLS]
+    blocks = []
+    for ds in datasets:
+        for bb in backbones:
+            have = [v for v in variants if _cell(_tp_rows(v.agg.summary, k, lam), ds, bb, "existing", "HR", 10)]
+            if not have:
+                continue
+            rows = []
+            sources = [("Baseline", agg, "baseline"), (f"TP (k={k}, λ={lam:g}), main runs", agg, "tp")]
+            sources += [(f"TP (k={k}, λ={lam:g}), {v.label}", v.agg, "tp") for v in have]
+            for name, a, method in sources:
+                rows_df = _base_rows(a.summary) if method == "baseline" else _tp_rows(a.summary, k, lam)
+                cells = []
+                for g, sub, m in VARIANT_CELLS:
+                    c = _cell(rows_df, ds, bb, g, m, 10, sub)
+                    ms = _ms(c)
+                    extra = ""
+                    if method == "tp" and c is not None and not _isnan(c.get("diff_mean")):
+                        extra = f"{fpct(c.get('rel_improvement'))}, p={fp(c.get('p_ttest'))}"
+                    cells.append({**ms, "extra": extra})
+                rows.append({"name": name, "epochs": _epochs(a.costs, ds, bb, method, k, lam), "cells": cells})
+            blocks.append({"dataset": F.label(ds), "backbone": F.label(bb), "rows": rows})
+    return {"header": header, "blocks": blocks, "labels": [v.label for v in variants]}
+
+
+def curves_section(
+    agg: Aggregate, variants: Sequence[Variant], k: int, lam: float, datasets: Sequence[str],
+    backbones: Sequence[str], folder: Path, metric: str = "valid_NDCG@10",
+) -> FigureSection:
+    """Validation accuracy per epoch: the baseline, TP at (k, λ), and each variant's TP runs."""
+    diag = agg.diagnostics
+    has_keys = not diag.empty and "k" in diag
+    series = [
+        ("Baseline", _base_rows(diag) if has_keys else diag.iloc[0:0], F.COLORS["baseline"]),
+        (f"TP (k={k}, λ={lam:g})", _tp_rows(diag, k, lam) if has_keys else diag.iloc[0:0], F.COLORS["tp"]),
+    ]
+    for v, color in zip(variants, F.VARIANT_COLORS):
+        vd = v.agg.diagnostics
+        series.append((f"TP, {v.label}", _tp_rows(vd, k, lam) if not vd.empty and "k" in vd else vd, color))
+    sec = FigureSection(
+        "curves",
+        "Curves",
+        "Validation accuracy per epoch",
+        f"{metric.replace('valid_', 'Validation ')} (existing users' second-to-last items, the model-selection "
+        "signal) after each epoch, mean over the seeds still training at that epoch (band: ±1 std), per backbone. One epoch of TP and of the "
+        "baseline see the same number of user mini-batches (method.md), so the curves compare the two per epoch "
+        "of data; each run's test metrics come from its best validation epoch. The baseline validates every "
+        "few epochs, so its line joins those points.",
+    )
+    have = set()
+    for _, rows, _ in series:
+        if not rows.empty and metric in rows:
+            have |= set(rows.dropna(subset=[metric])["dataset"])
+    for ds in datasets:
+        if ds in have:
+            fig = F.fig_curves(series, ds, backbones, metric)
+            sec.figures.append(F.save_figure(fig, f"curves_{ds}", F.label(ds), folder))
+        else:
+            sec.not_run.append(F.label(ds))
+    return sec
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The page
 
 
@@ -964,6 +1086,7 @@ def build_context(
     config_path: str | None = None,
     tp_k: int | None = None,
     tp_lam: float | None = None,
+    variants: Sequence[Variant] = (),
 ) -> dict[str, Any]:
     """Everything the template shows."""
     k, lam, tp_why = choose_tp_setting(agg.runs, tp_k, tp_lam, config)
@@ -1006,7 +1129,11 @@ def build_context(
         "stat_labels": [STAT_LABELS[c] for c in STAT_COLS],
         "table2": table2(agg.stats),
         "table3": t3,
-        "figures": build_figures(agg, k, lam, datasets, backbones, figures_dir),
+        "figures": [
+            *build_figures(agg, k, lam, datasets, backbones, figures_dir),
+            curves_section(agg, variants, k, lam, datasets, backbones, figures_dir),
+        ],
+        "variants": variants_table(agg, variants, k, lam, datasets, backbones),
         "figures_dir": str(figures_dir),
         "diag_header": dg_header,
         "diag_rows": dg_rows,
@@ -1049,10 +1176,12 @@ def render_report(
     config_path: str | Path | None = None,
     tp_k: int | None = None,
     tp_lam: float | None = None,
+    variants: Sequence[tuple[str, str | Path]] = (),
 ) -> Path:
     """Render the report of the tables in ``aggregate_dir`` to ``out`` (one HTML file, written atomically); the
     figures also go to ``figures_dir`` as PNG and PDF. Returns ``out``."""
     agg = load_aggregate(aggregate_dir)
+    loaded = [Variant(name, load_aggregate(folder)) for name, folder in variants]
     config, config_text = load_config(config_path)
     ctx = build_context(
         agg,
@@ -1062,6 +1191,7 @@ def render_report(
         config_path=str(config_path) if config_path else None,
         tp_k=tp_k,
         tp_lam=tp_lam,
+        variants=loaded,
     )
     html = _environment().get_template("report.html.j2").render(**ctx)
     out = Path(out)
