@@ -282,20 +282,98 @@ def test_dropout_statistics():
 
 
 @pytest.mark.filterwarnings("ignore:There is a performance drop")
-@pytest.mark.parametrize("name", ["sasrec", "caser"])
+@pytest.mark.parametrize("name", BACKBONES)
 def test_functional_vmap_over_parameter_copies(name):
-    # TP may run several inner chains at once with torch.func (functional_call + vmap over stacked parameters).
-    # GRU4Rec cannot: nn.GRU has no vmap batching rule.
+    # TP may run several inner chains at once with torch.func (functional_call + vmap over stacked parameters),
+    # inside model.vmapped() (GRU4Rec's nn.GRU has no vmap batching rule; it switches to its functional GRU).
     from torch.func import functional_call, vmap
 
     m = make(name).train()
+    assert m.vmappable
     params = {k: torch.stack([v.detach(), v.detach() + 0.01]) for k, v in m.named_parameters()}
     seqs, users = batch(m)
     seqs2, users2 = torch.stack([seqs, seqs]), torch.stack([users, users])
     out = vmap(lambda p, s, u: functional_call(m, p, (s, u), strict=False), randomness="different")
     m.forward = m.encode  # functional_call calls forward
-    h = out(params, seqs2, users2)
-    assert h.shape == (2, seqs.shape[0], m.embed_dim) and torch.isfinite(h).all()
-    m.eval()
-    h = out(params, seqs2, users2)
+    with m.vmapped():
+        h = out(params, seqs2, users2)
+        assert h.shape == (2, seqs.shape[0], m.embed_dim) and torch.isfinite(h).all()
+        m.eval()
+        h = out(params, seqs2, users2)
     torch.testing.assert_close(h[0], m.encode(seqs, users))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GRU4Rec's functional (vmap-safe) GRU against the packed nn.GRU
+
+
+def gru_batch(B: int = 9, L: int = 8, seed: int = 2) -> torch.Tensor:
+    """Random left-padded rows: every padding width 0..L (width L: a row with no item at all), then random ones."""
+    g = torch.Generator().manual_seed(seed)
+    seqs = torch.randint(1, N_ITEMS + 1, (B, L), generator=g)
+    n_pad = torch.cat([torch.arange(L + 1), torch.randint(0, L + 1, (max(0, B - L - 1),), generator=g)])[:B]
+    return torch.where(torch.arange(L)[None, :] < n_pad[:, None], 0, seqs)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gru4rec_functional_gru_equals_packed(layers):
+    m = make("gru4rec", dropout=0.0, gru_layers=layers).double().train()
+    assert m.functional_gru is False  # the packed nn.GRU is the default
+    seqs = gru_batch(B=12, L=m.input_len)
+    assert (seqs == 0).all(1).any() and (seqs != 0).all(1).any()
+    gw = torch.Generator().manual_seed(3)
+    w_all = torch.randn(seqs.shape[0], m.input_len, m.embed_dim, generator=gw, dtype=torch.float64)
+    w_last = torch.randn(seqs.shape[0], m.embed_dim, generator=gw, dtype=torch.float64)
+    res = {}
+    for functional in (False, True):
+        m.functional_gru = functional
+        m.zero_grad(set_to_none=True)
+        y, h = m.encode_all(seqs), m.encode(seqs)
+        ((y * w_all).sum() + (h * w_last).sum()).backward()
+        res[functional] = y.detach(), h.detach(), {n: p.grad.clone() for n, p in m.named_parameters()}
+    (y0, h0, g0), (y1, h1, g1) = res[False], res[True]
+    exact = dict(rtol=0.0, atol=1e-10)
+    torch.testing.assert_close(y1, y0, **exact)
+    torch.testing.assert_close(h1, h0, **exact)
+    torch.testing.assert_close(h1, y1[:, -1], rtol=0.0, atol=0.0)
+    pad = seqs == 0
+    pad[:, -1] = False  # an empty row reports its one step on the padding at the last column
+    assert (y1[pad] == 0).all()
+    assert sorted(g1) == sorted(g0) and any(n.startswith("gru.weight_hh_l") for n in g1)
+    for n in g0:
+        torch.testing.assert_close(g1[n], g0[n], **exact, msg=n)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gru4rec_vmap_over_parameter_copies_equals_each_copy(layers):
+    from torch.func import functional_call, grad, vmap
+
+    m = make("gru4rec", dropout=0.0, gru_layers=layers).double().eval()
+    seqs = gru_batch(B=10, L=m.input_len)
+    g = torch.Generator().manual_seed(4)
+    copies = [{n: v.detach() + 0.05 * c * torch.randn(v.shape, generator=g, dtype=v.dtype)
+               for n, v in m.named_parameters()} for c in range(3)]
+    stacked = {n: torch.stack([c[n] for c in copies]) for n in copies[0]}
+    w = torch.randn(seqs.shape[0], m.input_len, m.embed_dim, generator=g, dtype=torch.float64)
+
+    def run(p, method):
+        m.forward = getattr(m, method)  # functional_call calls forward
+        return functional_call(m, p, (seqs,))
+
+    def loss(p):
+        return (run(p, "encode_all") * w).sum() + run(p, "encode").sum()
+
+    with m.vmapped():
+        assert m.functional_gru
+        v_all = vmap(lambda p: run(p, "encode_all"))(stacked)  # (3, B, L, d)
+        v_last = vmap(lambda p: run(p, "encode"))(stacked)  # (3, B, d)
+        v_grad = vmap(grad(loss))(stacked)
+    assert m.functional_gru is False  # restored on leaving the block
+    for c, p in enumerate(copies):  # each copy on its own, through the packed nn.GRU
+        torch.testing.assert_close(v_all[c], run(p, "encode_all"), rtol=0.0, atol=1e-10)
+        torch.testing.assert_close(v_last[c], run(p, "encode"), rtol=0.0, atol=1e-10)
+        leaves = {n: t.clone().requires_grad_(True) for n, t in p.items()}
+        grads = dict(zip(leaves, torch.autograd.grad(loss(leaves), list(leaves.values()))))
+        for n in grads:
+            torch.testing.assert_close(v_grad[n][c], grads[n], rtol=0.0, atol=1e-10, msg=f"copy {c}: {n}")
+    assert not torch.allclose(v_last[0], v_last[2])  # the copies really differ

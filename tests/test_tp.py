@@ -214,8 +214,8 @@ def test_unknown_method():
 
 @pytest.mark.parametrize(
     "backbone, P, vectorize",
-    [("sasrec", 1, True), ("sasrec", 3, True), ("gru4rec", 2, True), ("caser", 1, True), ("caser", 3, True),
-     ("caser", 3, False)],
+    [("sasrec", 1, True), ("sasrec", 3, True), ("gru4rec", 1, True), ("gru4rec", 2, True), ("gru4rec", 3, True),
+     ("gru4rec", 3, False), ("caser", 1, True), ("caser", 3, True), ("caser", 3, False)],
 )
 def test_fast_outer_step_equals_the_reference(backbone, P, vectorize):
     """The fast path (local sparse tables, vmap over chains) gives the same update as the plain reference."""
@@ -223,6 +223,7 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize):
     try:
         sets = ["tp.k=2", "tp.lam=0.5", "tp.alpha=0.1", f"tp.P={P}", f"tp.vectorize={vectorize}"]
         ds, cfg, model, split, sampler = setup(backbone, sets)
+        assert model.vmappable  # so P > 1 with tp.vectorize really runs the chains under vmap
         ref_model = copy.deepcopy(model)
         ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5),
                                    cfg.model.caser_T)

@@ -19,6 +19,9 @@ builds one by name.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -31,7 +34,8 @@ class SeqRecModel(nn.Module):
     #: Parameters that training only reads row by row, indexed by item id ("item") or user index ("user"):
     #: an inner step touches only the rows of its batch, which the TP trainer exploits (tplib/train/tp.py).
     sparse_tables: dict[str, str] = {}
-    #: Whether a training step runs under ``torch.func.vmap`` (nn.GRU does not).
+    #: Whether a training step can run under ``torch.func.vmap`` over stacked parameter copies (inside
+    #: :meth:`vmapped`).
     vmappable: bool = True
 
     def encode(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:  # (B, D)
@@ -50,6 +54,13 @@ class SeqRecModel(nn.Module):
     def embed_dim(self) -> int:
         """D, the width of φ (what the discriminator reads)."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def vmapped(self) -> Iterator[None]:
+        """Forward passes inside this block may run under ``torch.func.vmap``. A backbone whose ordinary path has
+        no vmap batching rule switches to a vmap-safe path computing the same function here (GRU4Rec); for the
+        others this changes nothing."""
+        yield
 
     def set_trained_users(self, users: torch.Tensor) -> None:
         """Tell the model which user indices it trains on (call once, before training). A no-op for backbones

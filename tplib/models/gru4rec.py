@@ -14,14 +14,28 @@ packed sequence (``pack_padded_sequence``) from a zero initial state, and re-ali
 φ does not depend on how much padding the input carries (φ of ``[0, 0, a, b, c]`` equals φ of ``[a, b, c]``),
 short sequences cost no padded steps, and outputs at padded positions are exactly 0. A row with no item at all
 is run for one step on the zero padding embedding (φ is then the GRU's response to a zero input, never NaN).
-Zeros are only allowed as left padding (a 0 between items would be misread). ``nn.GRU`` has no
-``torch.func.vmap`` batching rule, so unlike SASRec and Caser this backbone cannot be vmapped over parameter copies.
+Zeros are only allowed as left padding (a 0 between items would be misread).
+
+Two paths compute the same function from the same parameters (``self.gru``'s ``weight_ih_l{k}``,
+``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``, so checkpoints and initialisation do not depend on the
+path). The default is the packed ``nn.GRU`` above (cuDNN on GPU). ``nn.GRU`` and
+``pack_padded_sequence`` have no ``torch.func.vmap`` batching rule, so inside :meth:`GRU4Rec.vmapped` (which the
+TP trainer enters for its vectorised chains; it sets ``functional_gru``) the model runs a functional GRU instead:
+torch's GRU equations written with plain tensor ops, a Python loop over the L columns of the right-aligned batch,
+whose update is masked so that the state stays exactly 0 over the left padding and a padded column's output is
+0. The last column always steps, which is the empty row's one step on the padding embedding. The inter-layer
+dropout then comes from :class:`tplib.models.base.Dropout` rather than ``nn.GRU``'s own (same distribution,
+other masks). Without dropout the two paths agree to rounding (``tests/test_models.py``).
 Initialisation: item embeddings xavier-normal (as SASRec.pytorch; padding row 0), the GRU at PyTorch's default.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -32,7 +46,9 @@ from tplib.models.base import Dropout, SeqRecModel
 class GRU4Rec(SeqRecModel):
     all_positions = True
     sparse_tables = {"item_emb.weight": "item"}
-    vmappable = False  # nn.GRU has no vmap rule
+    vmappable = True  # inside vmapped(): the functional GRU
+    #: Run the functional (vmap-safe) GRU instead of the packed nn.GRU; set by :meth:`vmapped` (module docstring).
+    functional_gru: bool = False
 
     def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:
         super().__init__()
@@ -43,6 +59,7 @@ class GRU4Rec(SeqRecModel):
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.emb_drop = Dropout(cfg.dropout)
         self.gru = nn.GRU(d, d, cfg.gru_layers, batch_first=True, dropout=cfg.dropout if cfg.gru_layers > 1 else 0.0)
+        self.gru_drop = Dropout(self.gru.dropout)  # the functional path's inter-layer dropout; no parameters
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -55,6 +72,15 @@ class GRU4Rec(SeqRecModel):
     @property
     def embed_dim(self) -> int:
         return self.d
+
+    @contextlib.contextmanager
+    def vmapped(self) -> Iterator[None]:
+        prev = self.functional_gru
+        self.functional_gru = True
+        try:
+            yield
+        finally:
+            self.functional_gru = prev
 
     def _run(self, seqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The GRU over each row's items only. Returns the packed outputs, the final states (layers, B, d) and
@@ -70,7 +96,40 @@ class GRU4Rec(SeqRecModel):
         out, h_n = self.gru(packed)  # packed (sum(lengths), d); (layers, B, d)
         return out, h_n, n_pad
 
+    def _run_functional(self, seqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same GRU with plain tensor ops on the right-aligned batch (vmap-safe: no in-place ops, no
+        data-dependent control flow). Returns the last layer's outputs (B, L, d), 0 at padded columns, and its
+        state after each row's last item (B, d)."""
+        seqs = seqs[:, -self.input_len :]  # (B, L)
+        # Columns where a row steps: its items, and the last column always (an empty row's one step on padding).
+        steps = torch.cat([seqs[:, :-1] != 0, torch.ones_like(seqs[:, -1:], dtype=torch.bool)], 1)  # (B, L)
+        steps = steps.unsqueeze(-1).unbind(1)  # L × (B, 1)
+        x = self.emb_drop(self.item_emb(seqs))  # (B, L, d)
+        for k in range(self.gru.num_layers):
+            if k > 0:
+                x = self.gru_drop(x)
+            w_ih, w_hh = getattr(self.gru, f"weight_ih_l{k}"), getattr(self.gru, f"weight_hh_l{k}")
+            b_ih, b_hh = getattr(self.gru, f"bias_ih_l{k}"), getattr(self.gru, f"bias_hh_l{k}")
+            # nn.GRU's rows are the r, z, n gates in that order. The input's share of every gate is computed for
+            # all columns at once; r and z share one add and one sigmoid (fewer ops: each costs most under vmap).
+            gi = F.linear(x, w_ih, b_ih)  # (B, L, 3d)
+            d2 = 2 * self.d
+            gi_rz, gi_n = gi[..., :d2].unbind(1), gi[..., d2:].unbind(1)  # L × (B, 2d), L × (B, d)
+            h = torch.zeros_like(x[:, 0, : self.d])  # (B, d)
+            outs = []
+            for t, step in enumerate(steps):
+                gh = F.linear(h, w_hh, b_hh)  # (B, 3d)
+                r, z = torch.sigmoid(gi_rz[t] + gh[:, :d2]).chunk(2, -1)
+                n = torch.tanh(gi_n[t] + r * gh[:, d2:])
+                # h' = (1 − z) ⊙ n + z ⊙ h, written as torch's GRU cell computes it; the state stays 0 over padding
+                h = torch.where(step, (h - n) * z + n, h)
+                outs.append(h)
+            x = torch.stack(outs, 1)  # (B, L, d)
+        return x, h
+
     def encode_all(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        if self.functional_gru:
+            return self._run_functional(seqs)[0]
         out, _, n_pad = self._run(seqs)
         L = min(seqs.shape[1], self.input_len)
         y, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # (B, L, d), 0 after each row's end
@@ -79,6 +138,8 @@ class GRU4Rec(SeqRecModel):
         return y.gather(1, to_right.unsqueeze(-1).expand(-1, -1, self.d))  # (B, L, d), right-aligned again
 
     def encode(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        if self.functional_gru:
+            return self._run_functional(seqs)[1]
         _, h_n, _ = self._run(seqs)
         return h_n[-1]  # (B, d): each row's last-layer state after its last item
 

@@ -178,7 +178,8 @@ class TPUpdater:
           embeddings), restricted to the rows those batches touch. Other rows get a zero gradient in every inner
           step, so they do not move and their share of Θ − θ_k is exactly 0;
         - with P > 1 and ``tp.vectorize`` the chains run at once under ``torch.func.vmap`` (backbones that allow
-          it); the dropout masks are then drawn per chain in one call, so they differ from a sequential run.
+          it, inside ``model.vmapped()``); the dropout masks are then drawn per chain in one call, so they differ
+          from a sequential run.
         """
         P, k = users.shape
         cap = self.tp.user_batch
@@ -211,14 +212,15 @@ class TPUpdater:
         if P > 1 and self.tp.vectorize and self.model.vmappable:
             params = {n: v.expand(P, *v.shape).clone() for n, v in start.items()}
             step = torch.func.vmap(self._grad_vmap, in_dims=(0, None, 0, 0, 0, 0, 0), randomness="different")
-            for i in range(k):
-                seqs, pos, neg, us, lab = self._stack([local(batches[c][i]) for c in range(P)],
-                                                      [int(users[c, i]) for c in range(P)])
-                grads, aux = step(params, buffers, seqs, pos, neg, us, lab)
-                aux_all.append(aux)
-                if diag is not None:
-                    flat.append(torch.cat([grads[n][0].reshape(-1) for n in model_names]))
-                params = {n: params[n] - alpha * grads[n] for n in params}
+            with self.model.vmapped():
+                for i in range(k):
+                    seqs, pos, neg, us, lab = self._stack([local(batches[c][i]) for c in range(P)],
+                                                          [int(users[c, i]) for c in range(P)])
+                    grads, aux = step(params, buffers, seqs, pos, neg, us, lab)
+                    aux_all.append(aux)
+                    if diag is not None:
+                        flat.append(torch.cat([grads[n][0].reshape(-1) for n in model_names]))
+                    params = {n: params[n] - alpha * grads[n] for n in params}
             delta = {n: start[n] - params[n].mean(0) for n in start}
             aux_all = [torch.stack(aux_all, 1).reshape(P * k, -1)]  # (k, P, 3) -> chain-major, as the loop
         else:
