@@ -9,9 +9,11 @@ set -euo pipefail
 d=$1 b=$2 s=$3
 out=results/schedule/runs/$d/$b/tp/k2_lam0.1/seed$s
 mkdir -p "$out" results/schedule/logs
-if [ ! -f "$out/metrics.json" ]; then
+if [ ! -f "$out/train_summary.json" ]; then  # written last by tp train (atomically)
   OMP_NUM_THREADS=1 tp train --data results/data/$d --backbone $b --method tp --seed $s --out "$out" \
     --set train.threads=1 --set train.progress=false \
     --set train.max_epochs=200 --set train.eval_every=1 --set train.patience=20
-  OMP_NUM_THREADS=1 tp evaluate --data results/data/$d --run "$out"
+fi
+if [ ! -f "$out/metrics.json" ] || [ "$out/train_summary.json" -nt "$out/metrics.json" ]; then
+  OMP_NUM_THREADS=1 tp evaluate --data results/data/$d --run "$out" --out "$out/metrics.json"
 fi
