@@ -176,6 +176,10 @@ def test_paired_test_edge_cases():
     same = paired_test([0.1, 0.2, 0.3], [0.1, 0.2, 0.3])  # no difference at all: no p-value, no error
     assert same["diff_mean"] == 0 and math.isnan(same["p_wilcoxon"])
     assert math.isnan(paired_test([0.1, 0.2], [0.0, 0.0])["rel_improvement"])  # baseline mean 0
+    # every seed moved by exactly the same amount (HR is a count of users): the t-test is undefined, not p = 0
+    const = paired_test([0.0477, 0.0336], [0.0601, 0.0460])
+    assert const["diff_mean"] == pytest.approx(-0.0124) and math.isnan(const["p_ttest"])
+    assert not math.isnan(paired_test([0.0477, 0.0336], [0.0601, 0.0461])["p_ttest"])
     empty = paired_test([], [])
     assert empty["n_pairs"] == 0 and math.isnan(empty["diff_mean"])
     with pytest.raises(ValueError):

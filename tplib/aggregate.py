@@ -170,7 +170,8 @@ def paired_test(treated: Sequence[float], control: Sequence[float]) -> dict[str,
     Returns n_pairs, base_mean, diff_mean (mean of treated − control), rel_improvement (diff_mean / base_mean;
     NaN when base_mean is 0), p_ttest (two-sided paired t-test, scipy.stats.ttest_rel) and p_wilcoxon
     (two-sided Wilcoxon signed-rank test, scipy.stats.wilcoxon with its defaults). With fewer than 2 pairs both
-    p-values are NaN; so is a p-value scipy cannot compute (e.g. every difference 0). Note that the exact
+    p-values are NaN; so is a p-value that is undefined (the t-test when every difference is the same, e.g. two
+seeds whose HR differ by the same count of users; the Wilcoxon test when every difference is 0). Note that the exact
     Wilcoxon test cannot go below p = 0.0625 with 5 pairs or fewer."""
     t = np.asarray(treated, dtype=np.float64)
     c = np.asarray(control, dtype=np.float64)
@@ -191,7 +192,9 @@ def paired_test(treated: Sequence[float], control: Sequence[float]) -> dict[str,
         return out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns on constant differences; the result is NaN then
-        out["p_ttest"] = float(sps.ttest_rel(t, c).pvalue)
+        d = t - c
+        if np.ptp(d) > 1e-12 * max(1.0, float(np.abs(d).max())):  # constant differences: the t-test is undefined
+            out["p_ttest"] = float(sps.ttest_rel(t, c).pvalue)  # (scipy would say p = 0 for a constant nonzero d)
         if np.any(t != c):
             try:
                 out["p_wilcoxon"] = float(sps.wilcoxon(t, c).pvalue)
