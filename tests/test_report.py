@@ -476,6 +476,22 @@ def test_variant_shown_beside_the_main_runs(tmp_path, capsys):
     assert all("0.4321" not in row[4] for row in table[1:] if row[2].endswith("main runs"))
     assert "p=" in variant_rows[0][4]
     assert (tmp_path / "f" / "curves_music.png").is_file()
+    # a variant with several TP settings (ML1M's ablation points) lists each, its main setting first
+    write_fixture(tmp_path / "abl", datasets=("ml1m",))
+    assert main([*args, "--variant", f"ablation={tmp_path / 'abl'}"]) == 0
+    parsed = _Tables()
+    parsed.feed(out.read_text(encoding="utf-8"))
+    (table,) = _table_with(parsed, "Runs")
+    sasrec = [row[2] for row in table[1:] if row[0] == "ML1M" and row[1] == "SASRec"]
+    assert sasrec == [
+        "Baseline",
+        "TP (k=2, λ=0.1), main runs",
+        "TP (k=2, λ=0.1), ablation",
+        "TP (k=1, λ=0.1), ablation",
+        "TP (k=2, λ=0), ablation",
+        "TP (k=2, λ=1), ablation",
+        "TP (k=3, λ=0.1), ablation",
+    ]
     assert main([*args, "--variant", "no-equals-sign"]) == 2
     assert "expected LABEL=DIR" in capsys.readouterr().err
 

@@ -999,34 +999,48 @@ def _epochs(costs: pd.DataFrame, ds: str, bb: str, method: str, k: int | None, l
     return f"{pd.to_numeric(c['best_epoch']).mean():.0f} / {pd.to_numeric(c['epochs']).mean():.0f}"
 
 
+def _tp_settings(df: pd.DataFrame, ds: str | None = None, bb: str | None = None) -> list[tuple[int, float]]:
+    """The distinct TP (k, λ) settings among ``df``'s rows (of ``ds`` × ``bb`` when given), sorted."""
+    if df.empty or "k" not in df:
+        return []
+    m = (df["method"] == "tp").to_numpy(dtype=bool, copy=True)
+    if ds is not None:
+        m &= (df["dataset"] == ds).to_numpy(dtype=bool) & (df["backbone"] == bb).to_numpy(dtype=bool)
+    d = df[m]
+    return sorted({(int(a), float(b)) for a, b in zip(d["k"], d["lam"]) if not _isnan(a) and not _isnan(b)})
+
+
 def variants_table(
     agg: Aggregate, variants: Sequence[Variant], k: int, lam: float, datasets: Sequence[str], backbones: Sequence[str]
 ) -> dict[str, Any]:
-    """Per dataset × backbone that a variant ran: the baseline, the main TP runs and each variant's TP runs at
-    (k, λ), on VARIANT_CELLS (mean ± std, n); for TP rows the change against the baseline and the paired t-test
-    p-value, taken from the aggregate the row comes from (a variant's aggregate must hold the baseline runs for
-    that, else "—")."""
+    """Per dataset × backbone that a variant ran: the baseline, the main TP runs at (k, λ) and each variant's TP
+    runs (every (k, λ) it holds, the main setting first), on VARIANT_CELLS (mean ± std, n); for TP rows the
+    change against the baseline and the paired t-test p-value, taken from the aggregate the row comes from (a
+    variant's aggregate must hold the baseline runs for that, else "—")."""
     header = [f"{g} {s} {m}@10" for g, s, m in VARIANT_CELLS]
     blocks = []
     for ds in datasets:
         for bb in backbones:
-            have = [v for v in variants if _cell(_tp_rows(v.agg.summary, k, lam), ds, bb, "existing", "HR", 10)]
-            if not have:
+            sources = []
+            for v in variants:
+                settings = _tp_settings(v.agg.summary, ds, bb)
+                settings.sort(key=lambda kl: (kl != (k, lam), kl))  # the main setting first
+                sources += [(f"TP (k={a}, λ={b:g}), {v.label}", v.agg, a, b) for a, b in settings]
+            if not sources:
                 continue
+            sources = [("Baseline", agg, None, None), (f"TP (k={k}, λ={lam:g}), main runs", agg, k, lam), *sources]
             rows = []
-            sources = [("Baseline", agg, "baseline"), (f"TP (k={k}, λ={lam:g}), main runs", agg, "tp")]
-            sources += [(f"TP (k={k}, λ={lam:g}), {v.label}", v.agg, "tp") for v in have]
-            for name, a, method in sources:
-                rows_df = _base_rows(a.summary) if method == "baseline" else _tp_rows(a.summary, k, lam)
+            for name, a, sk, sl in sources:
+                method = "baseline" if sk is None else "tp"
+                rows_df = _base_rows(a.summary) if sk is None else _tp_rows(a.summary, sk, sl)
                 cells = []
                 for g, sub, m in VARIANT_CELLS:
                     c = _cell(rows_df, ds, bb, g, m, 10, sub)
-                    ms = _ms(c)
                     extra = ""
-                    if method == "tp" and c is not None and not _isnan(c.get("diff_mean")):
+                    if sk is not None and c is not None and not _isnan(c.get("diff_mean")):
                         extra = f"{fpct(c.get('rel_improvement'))}, p={fp(c.get('p_ttest'))}"
-                    cells.append({**ms, "extra": extra})
-                rows.append({"name": name, "epochs": _epochs(a.costs, ds, bb, method, k, lam), "cells": cells})
+                    cells.append({**_ms(c), "extra": extra})
+                rows.append({"name": name, "epochs": _epochs(a.costs, ds, bb, method, sk, sl), "cells": cells})
             blocks.append({"dataset": F.label(ds), "backbone": F.label(bb), "rows": rows})
     return {"header": header, "blocks": blocks, "labels": [v.label for v in variants]}
 
@@ -1035,16 +1049,18 @@ def curves_section(
     agg: Aggregate, variants: Sequence[Variant], k: int, lam: float, datasets: Sequence[str],
     backbones: Sequence[str], folder: Path, metric: str = "valid_NDCG@10",
 ) -> FigureSection:
-    """Validation accuracy per epoch: the baseline, TP at (k, λ), and each variant's TP runs."""
+    """Validation accuracy per epoch: the baseline, TP at (k, λ), and each variant's TP settings (as many as
+    F.VARIANT_COLORS has colours)."""
     diag = agg.diagnostics
     has_keys = not diag.empty and "k" in diag
     series = [
         ("Baseline", _base_rows(diag) if has_keys else diag.iloc[0:0], F.COLORS["baseline"]),
         (f"TP (k={k}, λ={lam:g})", _tp_rows(diag, k, lam) if has_keys else diag.iloc[0:0], F.COLORS["tp"]),
     ]
-    for v, color in zip(variants, F.VARIANT_COLORS):
-        vd = v.agg.diagnostics
-        series.append((f"TP, {v.label}", _tp_rows(vd, k, lam) if not vd.empty and "k" in vd else vd, color))
+    extra = [(v, a, b) for v in variants for a, b in _tp_settings(v.agg.diagnostics)]
+    extra.sort(key=lambda t: (t[1:] != (k, lam), t[1:]))  # each variant's main setting first
+    for (v, a, b), color in zip(extra, F.VARIANT_COLORS):
+        series.append((f"TP (k={a}, λ={b:g}), {v.label}", _tp_rows(v.agg.diagnostics, a, b), color))
     sec = FigureSection(
         "curves",
         "Curves",
