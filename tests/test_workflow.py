@@ -167,6 +167,26 @@ def test_missing_raw_files_stop_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
 
 
+SHARED_MUSIC = ROOT.parent / "shared" / "data" / "amazon-proxies" / "digital-music-melt" / "Music.txt"
+
+
+@pytest.mark.skipif(not SHARED_MUSIC.is_file(), reason=f"real data not found: {SHARED_MUSIC} (the project's shared folder)")
+def test_a_newer_raw_file_does_not_redo_the_grid(tmp_path):
+    """A raw file's time is not its content (tp prepare checks the checksum): touching it redoes nothing."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    shutil.copy(SHARED_MUSIC, raw / "Music.txt")
+    cfg = write_config(tmp_path / "music.yaml", raw_dir=str(raw), datasets=["music"], ablation={"datasets": []})
+    target = "results/data/music/dataset.npz"
+    res = snakemake(tmp_path, "--cores", "1", target, configfiles=(CONFIG, cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    time.sleep(1.1)
+    (raw / "Music.txt").touch()
+    res = snakemake(tmp_path, "-n", target, configfiles=(CONFIG, cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Nothing to be done" in res.stdout + res.stderr, res.stdout + res.stderr
+
+
 # ---------------------------------------------------------------------------------------------------------
 
 

@@ -269,15 +269,19 @@ def is_prepared(dataset):
 
 def raw_input(wildcards):
     """The prepare job's raw file: found in raw_dir; else the download target (download: true); else nothing
-    (the data is prepared already, or the source is shipped with tplib)."""
+    (the data is prepared already, or the source is shipped with tplib).
+
+    Marked ancient: a raw file's modification time says nothing about its content (a re-copied or re-mounted
+    data folder gets new times), and `tp prepare` checks the content against the source's checksum, so a newer
+    raw file must not make the whole grid run again."""
     d = wildcards.dataset
     if not needs_raw(d):
         return []
     found = find_raw(d)
     if found:
-        return found
+        return ancient(found)
     if config["download"]:
-        return download_target(d)
+        return ancient(download_target(d))
     return []
 
 
