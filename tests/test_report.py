@@ -476,6 +476,7 @@ def test_variant_shown_beside_the_main_runs(tmp_path, capsys):
     assert all("0.4321" not in row[4] for row in table[1:] if row[2].endswith("main runs"))
     assert "p=" in variant_rows[0][4]
     assert (tmp_path / "f" / "curves_music.png").is_file()
+    assert 'Other TP runs (200 epochs)' in html and 'href="#variants"' in html  # the verdicts point to it
     # a variant with several TP settings (ML1M's ablation points) lists each, its main setting first
     write_fixture(tmp_path / "abl", datasets=("ml1m",))
     assert main([*args, "--variant", f"ablation={tmp_path / 'abl'}"]) == 0
