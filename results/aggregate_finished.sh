@@ -14,7 +14,7 @@ tp aggregate --runs-list "$list" --stats $stats --out results/aggregate
 cp config/cpu-run.yaml results/aggregate/config.yaml
 variant=()
 if [ -f results/schedule/aggregate/summary.csv ]; then  # TP trained to early stopping (results/schedule/run.sh)
-  variant=(--variant "trained to early stopping (≤ 200 epochs, patience 20)=results/schedule/aggregate")
+  variant=(--variant "trained to early stopping=results/schedule/aggregate")  # rule: results/schedule/README.md
 fi
 tp report --aggregate results/aggregate --out report/report.html --figures results/figures \
   --config config/cpu-run.yaml --tp-k 2 --tp-lam 0.1 "${variant[@]}"

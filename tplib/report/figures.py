@@ -83,9 +83,9 @@ def _pick(df: pd.DataFrame, **eq: object) -> pd.DataFrame:
     return df[mask]
 
 
-def _legend(fig: Figure, handles: list, labels: list[str]) -> None:
+def _legend(fig: Figure, handles: list, labels: list[str], ncols: int | None = None) -> None:
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
+        fig.legend(handles, labels, loc="outside lower center", ncols=ncols or len(labels), frameon=False)
 
 
 def fig_topn(base: pd.DataFrame, tp: pd.DataFrame, dataset: str, backbones: Sequence[str], tp_label: str) -> Figure:
@@ -327,7 +327,7 @@ def fig_curves(
             _not_run(ax)
         if j == 0:
             ax.set_ylabel(metric.replace("valid_", "validation "), fontsize=9)
-    _legend(fig, list(handles.values()), list(handles))
+    _legend(fig, list(handles.values()), list(handles), ncols=min(len(handles), 2))  # long labels: two a row
     fig.suptitle(f"{label(dataset)}: validation accuracy per epoch (mean ± std over seeds)", fontsize=11)
     return fig
 
