@@ -999,15 +999,19 @@ def _epochs(costs: pd.DataFrame, ds: str, bb: str, method: str, k: int | None, l
     return f"{pd.to_numeric(c['best_epoch']).mean():.0f} / {pd.to_numeric(c['epochs']).mean():.0f}"
 
 
-def _tp_settings(df: pd.DataFrame, ds: str | None = None, bb: str | None = None) -> list[tuple[int, float]]:
-    """The distinct TP (k, λ) settings among ``df``'s rows (of ``ds`` × ``bb`` when given), sorted."""
+def _tp_settings(
+    df: pd.DataFrame, first: tuple[int, float], ds: str | None = None, bb: str | None = None
+) -> list[tuple[int, float]]:
+    """The distinct TP (k, λ) settings among ``df``'s rows (of ``ds`` × ``bb`` when given): ``first`` (the main
+    setting) when present, then the others in order."""
     if df.empty or "k" not in df:
         return []
     m = (df["method"] == "tp").to_numpy(dtype=bool, copy=True)
     if ds is not None:
         m &= (df["dataset"] == ds).to_numpy(dtype=bool) & (df["backbone"] == bb).to_numpy(dtype=bool)
     d = df[m]
-    return sorted({(int(a), float(b)) for a, b in zip(d["k"], d["lam"]) if not _isnan(a) and not _isnan(b)})
+    found = {(int(a), float(b)) for a, b in zip(d["k"], d["lam"]) if not _isnan(a) and not _isnan(b)}
+    return sorted(found, key=lambda kl: (kl != first, kl))
 
 
 def variants_table(
@@ -1023,8 +1027,7 @@ def variants_table(
         for bb in backbones:
             sources = []
             for v in variants:
-                settings = _tp_settings(v.agg.summary, ds, bb)
-                settings.sort(key=lambda kl: (kl != (k, lam), kl))  # the main setting first
+                settings = _tp_settings(v.agg.summary, (k, lam), ds, bb)
                 sources += [(f"TP (k={a}, λ={b:g}), {v.label}", v.agg, a, b) for a, b in settings]
             if not sources:
                 continue
@@ -1057,8 +1060,7 @@ def curves_section(
         ("Baseline", _base_rows(diag) if has_keys else diag.iloc[0:0], F.COLORS["baseline"]),
         (f"TP (k={k}, λ={lam:g})", _tp_rows(diag, k, lam) if has_keys else diag.iloc[0:0], F.COLORS["tp"]),
     ]
-    extra = [(v, a, b) for v in variants for a, b in _tp_settings(v.agg.diagnostics)]
-    extra.sort(key=lambda t: (t[1:] != (k, lam), t[1:]))  # each variant's main setting first
+    extra = [(v, a, b) for v in variants for a, b in _tp_settings(v.agg.diagnostics, (k, lam))]
     for (v, a, b), color in zip(extra, F.VARIANT_COLORS):
         series.append((f"TP (k={a}, λ={b:g}), {v.label}", _tp_rows(v.agg.diagnostics, a, b), color))
     sec = FigureSection(
