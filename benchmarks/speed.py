@@ -1,9 +1,10 @@
 """Training and evaluation speed of every backbone and method on real prepared data. Prints a table.
 
-    python benchmarks/speed.py --data results/data/ml1m results/data/game [--threads 2] [--fraction 0.25]
+    python benchmarks/speed.py --data results/data/ml1m results/data/game [--threads 2] [--fraction 0.25] [--tp-P 16 64]
 
 For each dataset × backbone: baseline seconds per epoch, TP seconds per epoch (P = 1, the paper's algorithm,
-and the vectorised setting ``--tp-P``), their ratio to the baseline, and full-ranking evaluation throughput
+and the vectorised settings ``--tp-P``; P = 64 with k = 2 puts 128 users in an outer step, a baseline
+mini-batch's worth), their ratio to the baseline, and full-ranking evaluation throughput
 (existing users' test items, users per second, seen items masked). An epoch is timed on ``--fraction`` of its
 mini-batches (or outer steps) after one warm-up batch and scaled to a full epoch; the table says so.
 Run it on an otherwise idle machine: it measures wall time.
@@ -80,14 +81,17 @@ def main() -> None:
     ap.add_argument("--backbones", nargs="+", default=["gru4rec", "caser", "sasrec"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fraction", type=float, default=0.25, help="share of an epoch timed")
-    ap.add_argument("--tp-P", type=int, default=16, help="parallel chains of the vectorised TP setting")
+    ap.add_argument("--tp-P", type=int, nargs="+", default=[16, 64],
+                    help="parallel chains of the vectorised TP settings (P = 1 is always timed)")
     ap.add_argument("--no-tp", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads,"
           f" epoch timed on {args.fraction:.0%} of its steps and scaled")
-    head = ["dataset", "backbone", "base s/ep", "TP P=1 s/ep", "ratio", f"TP P={args.tp_P} s/ep", "ratio",
-            "eval users/s", "eval all users s"]
+    head = ["dataset", "backbone", "base s/ep", "TP P=1 s/ep", "ratio"]
+    for P in args.tp_P:
+        head += [f"TP P={P} s/ep", "ratio"]
+    head += ["eval users/s", "eval all users s"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for folder in args.data:
@@ -99,9 +103,9 @@ def main() -> None:
             ups = time_eval(cfg, ds, split)
             cells = [ds.name, bb, f"{base:.1f}"]
             if args.no_tp:
-                cells += ["-", "-", "-", "-"]
+                cells += ["-", "-"] * (1 + len(args.tp_P))
             else:
-                for P in (1, args.tp_P):
+                for P in (1, *args.tp_P):
                     tcfg = build_config(bb, "tp", 0, ds.name, parse_sets([f"tp.P={P}"]))
                     t = time_tp(tcfg, ds, split, args.fraction if P > 1 else args.fraction / 4)
                     cells += [f"{t:.1f}", f"{t / base:.2f}x"]

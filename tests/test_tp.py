@@ -1,6 +1,7 @@
 """The TP trainer's meaning: the tests pin Algorithm 1 as method.md reads it."""
 
 import copy
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -232,14 +233,20 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize):
         torch.manual_seed(3)
         ref = TPUpdater(cfg, ref_model, ref_sampler, split, ds)
         rng = np.random.default_rng(0)
+        d_fast: dict = defaultdict(list)
+        d_ref: dict = defaultdict(list)
         for _ in range(3):
             users = rng.integers(0, len(sampler.users), size=(P, 2))
             # the reference draws batches chain by chain, step by step: the fast path draws them in that order too
-            s_fast = fast.outer_step(sampler, users)
-            s_ref = ref.outer_step_reference(ref_sampler, users)
+            s_fast = fast.outer_step(sampler, users, d_fast)
+            s_ref = ref.outer_step_reference(ref_sampler, users, d_ref)
             for a, b in zip(s_fast, s_ref):
                 assert a["loss"] == pytest.approx(b["loss"]) and a["adv_loss"] == pytest.approx(b["adv_loss"])
         for (n, a), b in zip(fast.objective.named_parameters(), ref.objective.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10, msg=n)
+        # the mechanism diagnostics (chain 0's inner gradients, on local rows) agree with the full-table ones
+        assert sorted(d_fast) == sorted(d_ref) and sum(len(v) for v in d_ref.values()) == 3 * 2
+        for key in d_ref:
+            assert d_fast[key] == pytest.approx(d_ref[key], rel=1e-7), key
     finally:
         torch.set_default_dtype(torch.float32)

@@ -179,74 +179,27 @@ class TPUpdater:
           step, so they do not move and their share of Θ − θ_k is exactly 0;
         - with P > 1 and ``tp.vectorize`` the chains run at once under ``torch.func.vmap`` (backbones that allow
           it, inside ``model.vmapped()``); the dropout masks are then drawn per chain in one call, so they differ
-          from a sequential run.
+          from a sequential run. Each chain gets its own local rows (the rows ITS k batches touch, padded to the
+          longest chain's count), so a step's work grows with P, not with P²; the chains' deltas are summed
+          into the touched rows of the full table (``index_add``), which is the mean over chains of the reference.
         """
         P, k = users.shape
         cap = self.tp.user_batch
         batches = [[sampler.user_batch(int(users[c, i]), cap) for i in range(k)] for c in range(P)]
-        flat_b = [b for chain in batches for b in chain]
-        dev = flat_b[0].seqs.device
-        item_rows = torch.unique(torch.cat([torch.zeros(1, dtype=torch.long, device=dev)]
-                                           + [t.reshape(-1) for b in flat_b for t in (b.seqs, b.pos, b.neg)]))
-        user_rows = torch.unique(torch.cat([b.users for b in flat_b]))
-        rows = {"item": item_rows, "user": user_rows}
-
-        def local(b: Batch) -> Batch:
-            return Batch(
-                torch.searchsorted(item_rows, b.seqs),
-                torch.searchsorted(item_rows, b.pos),
-                torch.searchsorted(item_rows, b.neg),
-                torch.searchsorted(user_rows, b.users),
-            )
-
         full = dict(self.objective.named_parameters())
-        start = {n: (p[rows[self.sparse[n]]] if n in self.sparse else p).detach() for n, p in full.items()}
-        buffers = {
-            n: (b[rows[self.sparse[n]]] if n in self.sparse else b) for n, b in self.objective.named_buffers()
-        }
-        model_names = [n for n in full if n.startswith("model.")]
-        alpha = self.tp.alpha
-        aux_all: list[torch.Tensor] = []
         flat: list[torch.Tensor] = []
-
         if P > 1 and self.tp.vectorize and self.model.vmappable:
-            params = {n: v.expand(P, *v.shape).clone() for n, v in start.items()}
-            step = torch.func.vmap(self._grad_vmap, in_dims=(0, None, 0, 0, 0, 0, 0), randomness="different")
-            with self.model.vmapped():
-                for i in range(k):
-                    seqs, pos, neg, us, lab = self._stack([local(batches[c][i]) for c in range(P)],
-                                                          [int(users[c, i]) for c in range(P)])
-                    grads, aux = step(params, buffers, seqs, pos, neg, us, lab)
-                    aux_all.append(aux)
-                    if diag is not None:
-                        flat.append(torch.cat([grads[n][0].reshape(-1) for n in model_names]))
-                    params = {n: params[n] - alpha * grads[n] for n in params}
-            delta = {n: start[n] - params[n].mean(0) for n in start}
-            aux_all = [torch.stack(aux_all, 1).reshape(P * k, -1)]  # (k, P, 3) -> chain-major, as the loop
+            rows, delta, aux = self._chains_vmapped(batches, users, full, flat if diag is not None else None)
         else:
-            delta = {n: torch.zeros_like(v) for n, v in start.items()}
-            for c in range(P):
-                params = dict(start)
-                for i in range(k):
-                    b = local(batches[c][i])
-                    lab = self.labels[int(users[c, i])].expand(b.users.shape[0])
-                    grads, aux = self._grad(params, buffers, b.seqs, b.pos, b.neg, b.users, lab)
-                    aux_all.append(aux[None])
-                    if diag is not None and c == 0:
-                        flat.append(torch.cat([grads[n].reshape(-1) for n in model_names]))
-                    with torch.no_grad():
-                        params = {n: params[n] - alpha * grads[n] for n in params}
-                for n in delta:
-                    delta[n] += start[n] - params[n]
-            delta = {n: d / P for n, d in delta.items()}
+            rows, delta, aux = self._chains_looped(batches, users, full, flat if diag is not None else None)
 
         with torch.no_grad():
             for n, p in full.items():
-                if n in self.sparse:  # a persistent zero buffer: write the touched rows, clear them after
+                if n in self.sparse:  # a persistent zero buffer: add the touched rows' deltas, clear them after
                     g = self._gbuf.get(n)
                     if g is None:
                         g = self._gbuf[n] = torch.zeros_like(p)
-                    g[rows[self.sparse[n]]] = delta[n]
+                    g.index_add_(0, rows[self.sparse[n]], delta[n])
                     p.grad = g
                 else:
                     p.grad = delta[n]
@@ -254,14 +207,92 @@ class TPUpdater:
         self.opt_d.step()
         with torch.no_grad():
             for n, g in self._gbuf.items():
-                g[rows[self.sparse[n]]] = 0.0
+                g[rows[self.sparse[n]]] = 0.0  # (repeated rows are fine: all set to 0)
         self.opt.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
         if diag is not None:
             record_alignment(diag, flat, self.is_head[users[0]])
         self.outer_steps += 1
-        vals = torch.cat(aux_all).tolist()
+        vals = aux.tolist()
         return [{"loss": a, "adv_loss": b, "disc_acc": c} for a, b, c in vals]
+
+    # The inner chains of one outer step. Both return (rows, delta, aux): ``rows[kind]`` the global rows of the
+    # sparse tables that ``delta[name]`` (Θ − θ_k averaged over the chains) covers, row for row (rows may repeat:
+    # their deltas add up); dense parameters' deltas are full-size; ``aux`` (P·k, 3): loss, BCE_d, accuracy per
+    # inner step, chain by chain. Gradients of chain 0's inner steps go to ``flat`` (diagnostics) if it is given.
+
+    def _sparse_rows(self, bs: list[Batch]) -> dict[str, torch.Tensor]:
+        """The sorted global rows that the batches ``bs`` touch, per table kind (item row 0, the padding item,
+        always included)."""
+        dev = bs[0].seqs.device
+        items = [torch.zeros(1, dtype=torch.long, device=dev)]
+        items += [t.reshape(-1) for b in bs for t in (b.seqs, b.pos, b.neg)]
+        return {"item": torch.unique(torch.cat(items)), "user": torch.unique(torch.cat([b.users for b in bs]))}
+
+    @staticmethod
+    def _localise(b: Batch, rows: dict[str, torch.Tensor]) -> Batch:
+        item, user = rows["item"], rows["user"]
+        return Batch(torch.searchsorted(item, b.seqs), torch.searchsorted(item, b.pos),
+                     torch.searchsorted(item, b.neg), torch.searchsorted(user, b.users))
+
+    def _slice(self, named: dict[str, torch.Tensor], rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {n: (v[rows[self.sparse[n]]] if n in self.sparse else v).detach() for n, v in named.items()}
+
+    def _chains_looped(self, batches, users, full, flat):
+        """The chains one after another, on local tables over the union of the step's rows."""
+        P, k = users.shape
+        rows = self._sparse_rows([b for chain in batches for b in chain])
+        start = self._slice(full, rows)
+        buffers = self._slice(dict(self.objective.named_buffers()), rows)
+        delta = {n: torch.zeros_like(v) for n, v in start.items()}
+        aux_all = []
+        for c in range(P):
+            params = dict(start)
+            for i in range(k):
+                b = self._localise(batches[c][i], rows)
+                lab = self.labels[int(users[c, i])].expand(b.users.shape[0])
+                grads, aux = self._grad(params, buffers, b.seqs, b.pos, b.neg, b.users, lab)
+                aux_all.append(aux[None])
+                if flat is not None and c == 0:
+                    flat.append(torch.cat([grads[n].reshape(-1) for n in grads if n.startswith("model.")]))
+                with torch.no_grad():
+                    params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
+            for n in delta:
+                delta[n] += start[n] - params[n]
+        return rows, {n: d / P for n, d in delta.items()}, torch.cat(aux_all)
+
+    def _chains_vmapped(self, batches, users, full, flat):
+        """The P chains at once under vmap, each on its own local rows (padded with repeats of its row 0, which
+        no batch index points to: they get a zero gradient and a delta of exactly 0)."""
+        P, k = users.shape
+        own = [self._sparse_rows(chain) for chain in batches]
+        local = [[self._localise(b, own[c]) for b in batches[c]] for c in range(P)]
+        padded = {}
+        for kind in ("item", "user"):
+            width = max(len(r[kind]) for r in own)
+            padded[kind] = torch.stack([torch.cat([r[kind], r[kind][:1].expand(width - len(r[kind]))]) for r in own])
+        start = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(P, *v.shape)).detach()
+                 for n, v in full.items()}  # (P, ...) per chain
+        buffers = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(P, *v.shape))
+                   for n, v in self.objective.named_buffers()}
+        params = {n: v.clone() for n, v in start.items()}
+        step = torch.func.vmap(self._grad_vmap, in_dims=(0, 0, 0, 0, 0, 0, 0), randomness="different")
+        aux_all = []
+        with self.model.vmapped():
+            for i in range(k):
+                seqs, pos, neg, us, lab = self._stack([local[c][i] for c in range(P)],
+                                                      [int(users[c, i]) for c in range(P)])
+                grads, aux = step(params, buffers, seqs, pos, neg, us, lab)
+                aux_all.append(aux)
+                if flat is not None:
+                    flat.append(torch.cat([grads[n][0].reshape(-1) for n in grads if n.startswith("model.")]))
+                params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
+        delta = {}
+        for n in start:
+            d = start[n] - params[n]
+            delta[n] = d.reshape(-1, *d.shape[2:]) / P if n in self.sparse else d.mean(0)
+        rows = {kind: r.reshape(-1) for kind, r in padded.items()}
+        return rows, delta, torch.stack(aux_all, 1).reshape(P * k, -1)  # (k, P, 3) -> chain-major, as the loop
 
     def _stack(self, bs: list[Batch], us: list[int]) -> tuple[torch.Tensor, ...]:
         """Stack the P chains' batches (padding rows without targets where their sizes differ)."""
