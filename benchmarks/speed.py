@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from tplib.config import build_config, parse_sets
@@ -84,6 +85,7 @@ def main() -> None:
     ap.add_argument("--tp-P", type=int, nargs="+", default=[16, 64],
                     help="parallel chains of the vectorised TP settings (P = 1 is always timed)")
     ap.add_argument("--no-tp", action="store_true")
+    ap.add_argument("--csv", help="also write the numbers to this CSV (input of benchmarks/grid_cost.py)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads,"
@@ -94,6 +96,7 @@ def main() -> None:
     head += ["eval users/s", "eval all users s"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
+    records = []
     for folder in args.data:
         ds = SeqDataset.load(Path(folder))
         split = make_split(ds, 0)
@@ -101,6 +104,9 @@ def main() -> None:
             cfg = build_config(bb, "baseline", 0, ds.name)
             base = time_baseline(cfg, ds, split, args.fraction)
             ups = time_eval(cfg, ds, split)
+            common = {"dataset": ds.name, "backbone": bb, "eval_all_users_s": ds.n_users / ups,
+                      "threads": torch.get_num_threads()}
+            records.append({**common, "method": "baseline", "P": 1, "train_s_per_epoch": base})
             cells = [ds.name, bb, f"{base:.1f}"]
             if args.no_tp:
                 cells += ["-", "-"] * (1 + len(args.tp_P))
@@ -109,8 +115,11 @@ def main() -> None:
                     tcfg = build_config(bb, "tp", 0, ds.name, parse_sets([f"tp.P={P}"]))
                     t = time_tp(tcfg, ds, split, args.fraction if P > 1 else args.fraction / 4)
                     cells += [f"{t:.1f}", f"{t / base:.2f}x"]
+                    records.append({**common, "method": "tp", "P": P, "train_s_per_epoch": t})
             cells += [f"{ups:,.0f}", f"{ds.n_users / ups:.2f}"]
             print("| " + " | ".join(cells) + " |", flush=True)
+    if args.csv:
+        pd.DataFrame(records).to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":

@@ -34,12 +34,13 @@ def fake_run(
     lam: float = 0.1,
     epochs: int = 3,
     bench_seconds: float | None = 12.5,
+    max_epochs: int = 200,
 ) -> tuple[Path, Path | None]:
     """A finished, evaluated run folder (config.json, train_summary.json, train_log.csv, metrics.json,
     ranks.csv) and its training benchmark file, with ranks drawn from a seeded generator."""
     run = root / name
     run.mkdir(parents=True)
-    cfg = build_config(backbone, method, seed, dataset, {"tp": {"k": k, "lam": lam}})
+    cfg = build_config(backbone, method, seed, dataset, {"tp": {"k": k, "lam": lam}, "train": {"max_epochs": max_epochs}})
     (run / "config.json").write_text(cfg.to_json() + "\n")
     rng = np.random.default_rng(zlib.crc32(repr((dataset, backbone, method, seed, k, lam)).encode()))
     n_users = 50
@@ -85,7 +86,7 @@ def fake_run(
 @pytest.fixture
 def grid(tmp_path: Path):
     """sasrec: baseline and TP (k=2, λ=0.1) on seeds 0-4, plus a TP k=1 run on seed 0 only, plus a caser TP run
-    without any baseline; one stats.json."""
+    without any baseline that ran into its epoch cap; one stats.json."""
     runs, benches = [], []
     for seed in range(5):
         for method in ("baseline", "tp"):
@@ -95,7 +96,8 @@ def grid(tmp_path: Path):
     r, b = fake_run(tmp_path / "runs", "sasrec-tp-k1-0", method="tp", seed=0, k=1)
     runs.append(r)
     benches.append(b)
-    r, b = fake_run(tmp_path / "runs", "caser-tp-0", backbone="caser", method="tp", seed=0, bench_seconds=None)
+    r, b = fake_run(tmp_path / "runs", "caser-tp-0", backbone="caser", method="tp", seed=0, bench_seconds=None,
+                    max_epochs=3)
     runs.append(r)
     benches.append(b)
     stats = tmp_path / "data" / "mt-sample" / "stats.json"
@@ -209,6 +211,10 @@ def test_costs_diagnostics_stats(grid, tmp_path):
     assert c["max_rss_mb"].item() == pytest.approx(321.5)
     assert c["epochs"].item() == 3 and c["best_epoch"].item() == 2 and c["s_per_epoch"].item() == 0.5
     assert c["device"].item() == "cpu"
+    # the stopping rule, from config.json: 3 epochs of at most 200 stopped early; caser's 3 of 3 hit the cap
+    assert c["max_epochs"].item() == 200 and c["eval_every"].item() == 5 and c["patience"].item() == 10
+    assert not c["capped"].item()
+    assert costs.loc[costs["backbone"] == "caser", "capped"].item()
     assert costs.loc[costs["backbone"] == "caser", "seconds"].isna().all()  # no benchmark: NaN, not an error
     diag = t["diagnostics"]
     assert len(diag) == 3 * len(runs) and set(diag["method"]) == {"baseline", "tp"}  # every run's log

@@ -119,6 +119,7 @@ def load_run(run: str | Path, benchmark: str | Path | None = None) -> dict[str, 
     return {
         "run": str(run),
         "keys": keys,
+        "config": config,
         "metrics": _read_json(run / "metrics.json"),
         "summary": _read_json(run / "train_summary.json"),
         "train_log": train_log,
@@ -240,11 +241,13 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run: the training job's benchmark (seconds, max RSS in MB, CPU seconds) and the run's own
-    record of epochs, best epoch, seconds per epoch, device."""
+    """One row per run: the training job's benchmark (seconds, max RSS in MB, CPU seconds), the run's own
+    record of epochs, best epoch, seconds per epoch, device, and its stopping rule (max_epochs, eval_every,
+    patience; ``capped``: it ran max_epochs, so its best epoch is a lower bound of where it would have peaked)."""
     rows = []
     for r in loaded:
         s, b = r["summary"], r["benchmark"]
+        tr = r.get("config", {}).get("train", {})
         rows.append(
             {
                 **r["keys"],
@@ -255,6 +258,10 @@ def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "epochs": s.get("epochs_run", math.nan),
                 "best_epoch": s.get("best_epoch", math.nan),
                 "s_per_epoch": s.get("seconds_per_epoch", math.nan),
+                "max_epochs": tr.get("max_epochs", math.nan),
+                "eval_every": tr.get("eval_every", math.nan),
+                "patience": tr.get("patience", math.nan),
+                "capped": s.get("epochs_run", math.nan) == tr.get("max_epochs", math.nan),
                 "device": s.get("device", ""),
                 "device_name": s.get("device_name", ""),
                 "torch_threads": s.get("torch_threads", math.nan),
@@ -265,7 +272,7 @@ def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
             }
         )
     cols = [*RUN_KEYS, "seconds", "max_rss_mb", "cpu_seconds", "wall_seconds", "epochs", "best_epoch",
-            "s_per_epoch", "device", "device_name", "torch_threads", "rows_per_epoch", "torch", "python", "run"]
+            "s_per_epoch", "max_epochs", "eval_every", "patience", "capped", "device", "device_name", "torch_threads", "rows_per_epoch", "torch", "python", "run"]
     return _typed(pd.DataFrame(rows, columns=cols)).sort_values(RUN_KEYS, ignore_index=True)
 
 

@@ -9,15 +9,16 @@ raw files are looked up where tplib.data.sources looks for them.
 import re
 import shlex
 import sys
-from collections import namedtuple
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from tplib import grid
 from tplib.config import BACKBONES, ConfigError, build_config, parse_sets
 from tplib.data.dataset import DataError
 from tplib.data.sources import SOURCES, resolve_raw
+from tplib.grid import parse_spec, run_dir
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -36,67 +37,12 @@ MANAGED_KEYS = {
     "train.threads": "the rule's threads (profiles: set-threads)",
 }
 
-Run = namedtuple("Run", ["dataset", "backbone", "spec", "seed"])
-
-
 # ---------------------------------------------------------------------------------------------------------
-# The runs
-
-
-def fmt_lam(lam):
-    """λ as written in run folders: the shortest exact decimal (0.1, 10, 0, 1e-05)."""
-    s = repr(float(lam))
-    return s[:-2] if s.endswith(".0") else s
-
-
-def tp_spec(k, lam):
-    return f"tp/k{int(k)}_lam{fmt_lam(lam)}"
-
-
-def parse_spec(spec):
-    """'baseline' -> ('baseline', None, None); 'tp/k2_lam0.1' -> ('tp', '2', '0.1')."""
-    if spec == "baseline":
-        return "baseline", None, None
-    method, _, setting = spec.partition("/")
-    k, _, lam = setting.partition("_lam")
-    return method, k[1:], lam
-
-
-def main_runs():
-    """The main grid: datasets x backbones x methods x seeds; TP at tp_default."""
-    tp = tp_spec(config["tp_default"]["k"], config["tp_default"]["lam"])
-    specs = [("baseline" if m == "baseline" else tp) for m in config["methods"]]
-    return [
-        Run(d, b, spec, int(s))
-        for d in config["datasets"]
-        for b in config["backbones"]
-        for spec in specs
-        for s in config["seeds"]
-    ]
-
-
-def ablation_runs():
-    """Figures 6 and 7: TP over ablation.k at tp_default.lam, and over ablation.lam at tp_default.k."""
-    ab, td = config["ablation"], config["tp_default"]
-    specs = [tp_spec(k, td["lam"]) for k in ab["k"]] + [
-        tp_spec(td["k"], lam) for lam in ab["lam"]
-    ]
-    return [
-        Run(d, b, spec, int(s))
-        for d in ab["datasets"]
-        for b in ab["backbones"]
-        for spec in specs
-        for s in ab["seeds"]
-    ]
+# The runs (tplib.grid: the same list benchmarks/grid_cost.py prices)
 
 
 def all_runs():
-    """Every configured run once (an ablation point equal to a main-grid run is that run)."""
-    return list(dict.fromkeys(main_runs() + ablation_runs()))
-
-
-def run_dir(run):
-    return f"results/runs/{run.dataset}/{run.backbone}/{run.spec}/seed{run.seed}"
+    return grid.all_runs(config)
 
 
 def run_dirs():
@@ -127,27 +73,8 @@ def dataset_files(name):
 # `tp train --set` arguments
 
 
-def _fmt_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return ",".join(_fmt_value(x) for x in v)
-    return str(v)
-
-
 def run_sets(dataset, backbone, method):
-    """The configured overrides of one (dataset, backbone, method), in order all -> dataset -> backbone ->
-    method (later wins), as 'section.key=value' strings."""
-    ov = config["overrides"]
-    merged = {}
-    for part in (
-        ov["all"],
-        ov["datasets"].get(dataset, {}),
-        ov["backbones"].get(backbone, {}),
-        ov["methods"].get(method, {}),
-    ):
-        merged.update(part)
-    return [f"{k}={_fmt_value(v)}" for k, v in merged.items()]
+    return grid.run_sets(config, dataset, backbone, method)
 
 
 def device_sets():
@@ -203,7 +130,7 @@ def check_overrides():
                 method,
                 0,
                 "",
-                parse_sets([f"{k}={_fmt_value(v)}" for k, v in sets.items()]),
+                parse_sets([f"{k}={grid.fmt_value(v)}" for k, v in sets.items()]),
             )
         except ConfigError as e:
             problems.append(f"{where}: {e}")

@@ -1,0 +1,47 @@
+"""What a workflow config's whole grid costs on one machine, estimated from measured runs. Prints a table.
+
+    python benchmarks/grid_cost.py --config config/config.yaml --costs results/aggregate/costs.csv \
+        [more costs.csv ...] [--speed benchmarks/speed-cpu.csv]
+
+``--config``: one or more workflow config files, later over earlier (as ``snakemake --configfile``).
+``--costs``: ``costs.csv`` tables of finished runs (``tp aggregate``), measured on the machine to estimate.
+``--speed``: per-epoch times from ``benchmarks/speed.py --csv`` for cells without a finished run.
+The rule behind each number is :func:`tplib.grid.estimate_cost`; every row says where its seconds per epoch
+and its epoch count come from. One torch thread per job: core-hours = job-hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+import yaml
+
+from tplib.grid import estimate_cost, merge_configs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", nargs="+", required=True)
+    ap.add_argument("--costs", nargs="+", required=True)
+    ap.add_argument("--speed")
+    args = ap.parse_args()
+    config = merge_configs(*(yaml.safe_load(open(p)) for p in args.config))
+    costs = pd.concat([pd.read_csv(p) for p in args.costs], ignore_index=True)
+    speed = pd.read_csv(args.speed) if args.speed else None
+    est = estimate_cost(config, costs, speed)
+    head = ["dataset", "backbone", "method", "runs", "s/epoch", "from", "epochs", "from", "h/run", "core-h"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in est.itertuples():
+        print(f"| {r.dataset} | {r.backbone} | {r.method} | {r.runs} | {r.s_per_epoch:.1f} | {r.s_source} | "
+              f"{r.epochs} | {r.epochs_source} | {r.hours_per_run:.2f} | {r.core_hours:.1f} |")
+    by_ds = est.groupby("dataset", sort=False)["core_hours"].sum()
+    print()
+    print("core-hours per dataset: " + ", ".join(f"{d} {h:.0f}" for d, h in by_ds.items())
+          + f"; total {est['core_hours'].sum():.0f} over {est['runs'].sum()} runs"
+          + ("" if est["core_hours"].notna().all() else " (cells without any time: NaN, not counted)"))
+
+
+if __name__ == "__main__":
+    main()

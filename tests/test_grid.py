@@ -1,0 +1,71 @@
+"""tplib.grid: the workflow's run list (the Snakefile's source of truth) and the grid's cost estimate."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from tplib.grid import Run, all_runs, estimate_cost, merge_configs, parse_spec, run_sets, tp_spec
+
+CONFIG = {
+    "datasets": ["d"],
+    "backbones": ["sasrec", "gru4rec"],
+    "methods": ["baseline", "tp"],
+    "seeds": [0, 1],
+    "tp_default": {"k": 2, "lam": 0.1},
+    "ablation": {"datasets": ["d"], "backbones": ["sasrec"], "seeds": [0], "k": [1, 2], "lam": [0, 0.1]},
+    "overrides": {"all": {"train.max_epochs": 200}, "datasets": {}, "backbones": {},
+                  "methods": {"baseline": {"train.eval_every": 2, "train.patience": 10}, "tp": {}}},
+}
+
+
+def test_runs_share_the_main_grid_and_specs_round_trip():
+    runs = all_runs(CONFIG)
+    # main: 1 x 2 x 2 x 2 = 8; ablation adds k=1 and lam=0 for sasrec seed 0 (k=2, lam=0.1 is a main run)
+    assert len(runs) == 8 + 2 and len(set(runs)) == len(runs)
+    assert Run("d", "sasrec", "tp/k1_lam0.1", 0) in runs and Run("d", "sasrec", "tp/k2_lam0", 0) in runs
+    assert tp_spec(2, 10.0) == "tp/k2_lam10" and parse_spec("tp/k2_lam0.01") == ("tp", "2", "0.01")
+    assert parse_spec("baseline") == ("baseline", None, None)
+    assert run_sets(CONFIG, "d", "sasrec", "baseline") == [
+        "train.max_epochs=200", "train.eval_every=2", "train.patience=10"]
+
+
+def test_merge_configs_is_nested_and_later_wins():
+    merged = merge_configs(CONFIG, {"seeds": [0], "ablation": {"datasets": []}})
+    assert merged["seeds"] == [0] and merged["ablation"]["datasets"] == [] and merged["ablation"]["k"] == [1, 2]
+    assert CONFIG["ablation"]["datasets"] == ["d"]  # the inputs are not modified
+
+
+def test_cost_estimate_arithmetic_and_sources():
+    costs = pd.DataFrame([
+        # sasrec baseline: two early-stopped runs, best epochs 29 and 51 -> median 40
+        {"dataset": "d", "backbone": "sasrec", "method": "baseline", "s_per_epoch": 2.0, "best_epoch": 29,
+         "capped": False},
+        {"dataset": "d", "backbone": "sasrec", "method": "baseline", "s_per_epoch": 4.0, "best_epoch": 51,
+         "capped": False},
+        # sasrec TP: one run that hit its cap -> its best epoch says nothing; no other TP run stopped early
+        {"dataset": "d", "backbone": "sasrec", "method": "tp", "s_per_epoch": 10.0, "best_epoch": 20,
+         "capped": True},
+    ])
+    speed = pd.DataFrame([
+        {"dataset": "d", "backbone": "gru4rec", "method": "baseline", "P": 1, "train_s_per_epoch": 1.0,
+         "eval_all_users_s": 4.0},
+        {"dataset": "d", "backbone": "gru4rec", "method": "tp", "P": 16, "train_s_per_epoch": 5.0,
+         "eval_all_users_s": 4.0},
+    ])
+    est = estimate_cost(CONFIG, costs, speed).set_index(["backbone", "method"])
+    base = est.loc[("sasrec", "baseline")]
+    # median 3 s/epoch; best 40 -> stops 10 validations (every 2 epochs) later: epoch 60; 2 runs
+    assert base["s_per_epoch"] == 3.0 and base["epochs"] == 60 and base["runs"] == 2
+    assert base["core_hours"] == pytest.approx(2 * 60 * 3.0 / 3600)
+    tp = est.loc[("sasrec", "tp")]
+    assert tp["epochs"] == 200 and tp["epochs_source"].startswith("cap") and tp["runs"] == 4  # 2 main + 2 ablation
+    assert tp["core_hours"] == pytest.approx(4 * 200 * 10.0 / 3600)
+    g = est.loc[("gru4rec", "baseline")]
+    # no run: benchmark epoch + one validation every 2 epochs; best epoch from sasrec's (same dataset/method)
+    assert g["s_per_epoch"] == 1.0 + 4.0 / 2 and g["s_source"] == "benchmark" and g["epochs"] == 60
+    assert g["epochs_source"].startswith("dataset")
+    gt = est.loc[("gru4rec", "tp")]  # the benchmark has only P = 16 for it: no time for P = 1, said so
+    assert math.isnan(gt["s_per_epoch"]) and gt["s_source"] == "none" and math.isnan(gt["core_hours"])

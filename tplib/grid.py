@@ -1,0 +1,147 @@
+"""The runs a workflow config asks for, and each run's `tp train --set` overrides.
+
+One source for the Snakemake workflow (``workflow/rules/common.smk``) and for the cost estimate
+(``benchmarks/grid_cost.py``). ``config`` is the workflow's config mapping, as Snakemake loads it from
+``config/config.yaml`` (already checked against its schema).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from typing import Any
+
+import pandas as pd
+
+from tplib.config import build_config, parse_sets
+
+Run = namedtuple("Run", ["dataset", "backbone", "spec", "seed"])
+
+
+def fmt_lam(lam: float) -> str:
+    """λ as written in run folders: the shortest exact decimal (0.1, 10, 0, 1e-05)."""
+    s = repr(float(lam))
+    return s[:-2] if s.endswith(".0") else s
+
+
+def tp_spec(k: int, lam: float) -> str:
+    return f"tp/k{int(k)}_lam{fmt_lam(lam)}"
+
+
+def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
+    """'baseline' -> ('baseline', None, None); 'tp/k2_lam0.1' -> ('tp', '2', '0.1')."""
+    if spec == "baseline":
+        return "baseline", None, None
+    method, _, setting = spec.partition("/")
+    k, _, lam = setting.partition("_lam")
+    return method, k[1:], lam
+
+
+def main_runs(config: dict[str, Any]) -> list[Run]:
+    """The main grid: datasets x backbones x methods x seeds; TP at tp_default."""
+    tp = tp_spec(config["tp_default"]["k"], config["tp_default"]["lam"])
+    specs = [("baseline" if m == "baseline" else tp) for m in config["methods"]]
+    return [Run(d, b, spec, int(s)) for d in config["datasets"] for b in config["backbones"] for spec in specs
+            for s in config["seeds"]]
+
+
+def ablation_runs(config: dict[str, Any]) -> list[Run]:
+    """Figures 6 and 7: TP over ablation.k at tp_default.lam, and over ablation.lam at tp_default.k."""
+    ab, td = config["ablation"], config["tp_default"]
+    specs = [tp_spec(k, td["lam"]) for k in ab["k"]] + [tp_spec(td["k"], lam) for lam in ab["lam"]]
+    return [Run(d, b, spec, int(s)) for d in ab["datasets"] for b in ab["backbones"] for spec in specs
+            for s in ab["seeds"]]
+
+
+def all_runs(config: dict[str, Any]) -> list[Run]:
+    """Every configured run once (an ablation point equal to a main-grid run is that run)."""
+    return list(dict.fromkeys(main_runs(config) + ablation_runs(config)))
+
+
+def run_dir(run: Run) -> str:
+    return f"results/runs/{run.dataset}/{run.backbone}/{run.spec}/seed{run.seed}"
+
+
+def fmt_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return ",".join(fmt_value(x) for x in v)
+    return str(v)
+
+
+def run_sets(config: dict[str, Any], dataset: str, backbone: str, method: str) -> list[str]:
+    """The configured overrides of one (dataset, backbone, method), in order all -> dataset -> backbone ->
+    method (later wins), as 'section.key=value' strings."""
+    ov = config["overrides"]
+    merged: dict[str, Any] = {}
+    for part in (ov["all"], ov["datasets"].get(dataset, {}), ov["backbones"].get(backbone, {}),
+                 ov["methods"].get(method, {})):
+        merged.update(part)
+    return [f"{k}={fmt_value(v)}" for k, v in merged.items()]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a config's grid costs, estimated from measured runs and epoch times
+
+
+def merge_configs(*configs: dict[str, Any]) -> dict[str, Any]:
+    """Later configs over earlier ones, nested mappings merged key by key (as Snakemake's --configfile does)."""
+    out: dict[str, Any] = {}
+    for cfg in configs:
+        for key, value in cfg.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge_configs(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+def estimate_cost(config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Core-hours of every (dataset, backbone, method) cell of ``config``'s grid, one thread per job.
+
+    ``costs``: measured runs (``costs.csv`` of ``tp aggregate``: s_per_epoch, best_epoch, capped per run).
+    ``speed`` (optional): per-epoch times from ``benchmarks/speed.py --csv`` (dataset, backbone, method, P,
+    train_s_per_epoch, eval_all_users_s), used where a cell has no measured run (TP at the config's tp.P).
+
+    Per cell: seconds per epoch = the median over the cell's measured runs (their wall time per epoch, validation
+    included), else the benchmark's training epoch plus one full-ranking validation every ``eval_every`` epochs.
+    Epochs = the config's stopping rule applied to a best epoch: the median best epoch of the cell's runs that
+    stopped early, else of the same dataset and method's other backbones, else ``max_epochs`` (a run that hit
+    its cap only shows that its best epoch is at least that late). Returns one row per cell with the sources.
+    """
+    free = costs[~costs["capped"].astype(bool)]
+    rows = []
+    runs = all_runs(config)
+    cells = dict.fromkeys((r.dataset, r.backbone, parse_spec(r.spec)[0]) for r in runs)
+    for dataset, backbone, method in cells:
+        n = sum(1 for r in runs if (r.dataset, r.backbone, parse_spec(r.spec)[0]) == (dataset, backbone, method))
+        cfg = build_config(backbone, method, 0, dataset, parse_sets(run_sets(config, dataset, backbone, method)))
+        tr, chains = cfg.train, (cfg.tp.P if method == "tp" else 1)
+        mine = costs[(costs.dataset == dataset) & (costs.backbone == backbone) & (costs.method == method)]
+        s_epoch, s_src = math.nan, "none"
+        if len(mine):
+            s_epoch, s_src = float(mine["s_per_epoch"].median()), f"{len(mine)} run(s)"
+        elif speed is not None:
+            sp = speed[(speed.dataset == dataset) & (speed.backbone == backbone) & (speed.method == method)
+                       & (speed.P == chains)]
+            if len(sp):
+                s_epoch = float(sp["train_s_per_epoch"].iloc[0] + sp["eval_all_users_s"].iloc[0] / tr.eval_every)
+                s_src = "benchmark"
+        best, b_src = math.nan, ""
+        for label, sel in (
+            ("cell", (free.dataset == dataset) & (free.backbone == backbone) & (free.method == method)),
+            ("dataset", (free.dataset == dataset) & (free.method == method)),
+        ):
+            if sel.any():
+                best, b_src = float(free.loc[sel, "best_epoch"].median()), f"{label} ({int(sel.sum())} run(s))"
+                break
+        if math.isnan(best):
+            epochs, b_src = tr.max_epochs, "cap (no early-stopped run)"
+        else:
+            epochs = min(tr.max_epochs, math.ceil(best / tr.eval_every) * tr.eval_every + tr.patience * tr.eval_every)
+        hours = n * epochs * s_epoch / 3600
+        rows.append({"dataset": dataset, "backbone": backbone, "method": method, "runs": n,
+                     "s_per_epoch": s_epoch, "s_source": s_src, "epochs": epochs, "epochs_source": b_src,
+                     "hours_per_run": epochs * s_epoch / 3600, "core_hours": hours})
+    return pd.DataFrame(rows)
