@@ -13,11 +13,13 @@ and its epoch count come from. One torch thread per job: core-hours = job-hours.
 from __future__ import annotations
 
 import argparse
+from functools import reduce
 
 import pandas as pd
 import yaml
 
-from tplib.grid import estimate_cost, merge_configs
+from tplib.config import deep_merge
+from tplib.grid import estimate_cost
 
 
 def main() -> None:
@@ -26,7 +28,7 @@ def main() -> None:
     ap.add_argument("--costs", nargs="+", required=True)
     ap.add_argument("--speed")
     args = ap.parse_args()
-    config = merge_configs(*(yaml.safe_load(open(p)) for p in args.config))
+    config = reduce(deep_merge, (yaml.safe_load(open(p)) for p in args.config), {})  # as --configfile merges
     costs = pd.concat([pd.read_csv(p) for p in args.costs], ignore_index=True)
     speed = pd.read_csv(args.speed) if args.speed else None
     est = estimate_cost(config, costs, speed)

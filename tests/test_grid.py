@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from tplib.grid import Run, all_runs, estimate_cost, merge_configs, parse_spec, run_sets, tp_spec
+from tplib.config import deep_merge
+from tplib.grid import Run, all_runs, estimate_cost, parse_spec, run_sets, tp_spec
 
 CONFIG = {
     "datasets": ["d"],
@@ -32,8 +33,9 @@ def test_runs_share_the_main_grid_and_specs_round_trip():
         "train.max_epochs=200", "train.eval_every=2", "train.patience=10"]
 
 
-def test_merge_configs_is_nested_and_later_wins():
-    merged = merge_configs(CONFIG, {"seeds": [0], "ablation": {"datasets": []}})
+def test_overlay_configs_merge_nested_and_later_wins():
+    """benchmarks/grid_cost.py merges --config files with tplib.config.deep_merge, as --configfile does."""
+    merged = deep_merge(CONFIG, {"seeds": [0], "ablation": {"datasets": []}})
     assert merged["seeds"] == [0] and merged["ablation"]["datasets"] == [] and merged["ablation"]["k"] == [1, 2]
     assert CONFIG["ablation"]["datasets"] == ["d"]  # the inputs are not modified
 

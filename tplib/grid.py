@@ -85,18 +85,6 @@ def run_sets(config: dict[str, Any], dataset: str, backbone: str, method: str) -
 # What a config's grid costs, estimated from measured runs and epoch times
 
 
-def merge_configs(*configs: dict[str, Any]) -> dict[str, Any]:
-    """Later configs over earlier ones, nested mappings merged key by key (as Snakemake's --configfile does)."""
-    out: dict[str, Any] = {}
-    for cfg in configs:
-        for key, value in cfg.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = merge_configs(out[key], value)
-            else:
-                out[key] = value
-    return out
-
-
 def estimate_cost(config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd.DataFrame:
     """Core-hours of every (dataset, backbone, method) cell of ``config``'s grid, one thread per job.
 
