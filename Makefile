@@ -27,7 +27,7 @@ smoke: $(STAMP)
 	$(BIN)/snakemake --cores all --configfile config/smoke.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=5
 
 clean-venv:
 	rm -rf $(VENV)

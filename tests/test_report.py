@@ -551,3 +551,31 @@ def test_empty_aggregate_renders_everything_as_not_run(tmp_path):
         assert len(t) - 2 == 12 and all(r[-1] == "not run" for r in t[2:])
     assert "{{" not in html and not parsed.imgs and not list((tmp_path / "fig").glob("*.png"))
     assert "Not run: Music, Game, ML1M, MovieTweetings" in html
+
+
+def test_ablation_figures_use_the_seeds_every_point_has(tmp_path, monkeypatch):
+    """ML1M's ablation points have seeds 0-1 while its main point (k=2, λ=0.1) and baseline have 0-2: every point
+    of Figures 6-7, and the baseline line, is summarised over seeds 0-1 only, and the figure is told so."""
+    from tplib.report import figures as F
+    from tplib.report.render import build_figures, load_aggregate
+
+    write_fixture(tmp_path / "agg", datasets=("ml1m",))
+    agg = load_aggregate(tmp_path / "agg")
+    calls = []
+    real = F.fig_ablation
+    monkeypatch.setattr(F, "fig_ablation", lambda tp, base, *a, **kw: calls.append((tp, base, a, kw)) or real(
+        tp, base, *a, **kw))
+    build_figures(agg, 2, 0.1, ["ml1m"], list(PAPER_BACKBONES), tmp_path / "figs")
+    assert len(calls) == 2  # Figure 6 (k) and Figure 7 (λ) for ML1M
+    runs = agg.runs
+    for tp, base, args, kw in calls:
+        assert kw["seeds"] == [0, 1]
+        assert set(tp["n"]) == {2} and set(base["n"]) == {2}  # the main point too, not its 3 seeds
+        b = base[(base.backbone == "sasrec") & (base.group == "existing") & (base.subset == "all")
+                 & (base.metric == "HR") & (base.N == 10)]
+        want = runs[(runs.method == "baseline") & (runs.backbone == "sasrec") & (runs.group == "existing")
+                    & (runs.subset == "all") & (runs.metric == "HR") & (runs.N == 10) & runs.seed.isin([0, 1])]
+        assert b["mean"].item() == pytest.approx(want["value"].mean())
+        assert want["value"].mean() != pytest.approx(
+            runs[(runs.method == "baseline") & (runs.backbone == "sasrec") & (runs.group == "existing")
+                 & (runs.subset == "all") & (runs.metric == "HR") & (runs.N == 10)]["value"].mean())

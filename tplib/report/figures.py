@@ -189,10 +189,11 @@ def fig_ablation(
     param: str,
     values: Sequence[float],
     N: int = 10,
+    seeds: Sequence[int] = (),
 ) -> Figure:
     """Figures 6 and 7: TP's HR@N and NDCG@N (rows) against ``param`` ("k" or "lam") for existing (solid) and
-    new (dashed) users, per backbone (columns); the baseline of the same seeds as thin horizontal lines. λ is
-    drawn at evenly spaced positions (its grid spans 0 and four decades)."""
+    new (dashed) users, per backbone (columns); the baseline (summarised over the same ``seeds``, which the title
+    names) as thin horizontal lines. λ is drawn at evenly spaced positions (its grid spans 0 and four decades)."""
     fig, axes = _new_figure(2, len(backbones), 3.3, 2.4)
     categorical = param == "lam"
     pos = {v: (i if categorical else v) for i, v in enumerate(values)}
@@ -238,7 +239,8 @@ def fig_ablation(
     order = sorted(handles, key=lambda s: (not s.startswith("TP"), "new" in s))
     _legend(fig, [handles[k] for k in order], order)
     what = "inner update count k" if param == "k" else "adversarial weight λ"
-    fig.suptitle(f"{label(dataset)}: TP against the {what} (mean ± std over seeds)", fontsize=11)
+    over = ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(x) for x in seeds) if seeds else "seeds"
+    fig.suptitle(f"{label(dataset)}: TP against the {what} (mean ± std over {over})", fontsize=11)
     return fig
 
 

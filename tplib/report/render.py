@@ -29,6 +29,7 @@ import pandas as pd
 import yaml
 
 from tplib.config import BACKBONES, ConfigError, RunConfig, TPConfig, build_config, deep_merge, parse_sets
+from tplib.aggregate import summarise
 from tplib.data.dataset import DataError
 from tplib.report import figures as F
 from tplib.report.paper import (
@@ -194,6 +195,23 @@ def _tp_rows(df: pd.DataFrame, k: int, lam: float) -> pd.DataFrame:
 
 def _base_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["method"] == "baseline").to_numpy(dtype=bool)] if not df.empty else df
+
+
+def _ablation_runs(runs: pd.DataFrame, fixed_col: str, fixed: float) -> pd.DataFrame:
+    """TP's rows of the tidy runs table whose ``fixed_col`` ("k" or "lam") equals ``fixed``."""
+    if runs.empty:
+        return runs
+    tp = runs[(runs["method"] == "tp").to_numpy(dtype=bool)]
+    if fixed_col == "lam":
+        return tp[np.isclose(tp["lam"].astype(float), fixed)]
+    return tp[(tp["k"] == fixed).fillna(False).to_numpy(dtype=bool)]
+
+
+def _shared_seeds(tp_runs: pd.DataFrame, param: str) -> list[int]:
+    """The seeds that every (backbone, ``param`` value) present in ``tp_runs`` has."""
+    groups = tp_runs.groupby(["backbone", param], dropna=False)["seed"]
+    shared = set.intersection(*(set(g) for _, g in groups))
+    return sorted(int(x) for x in shared)
 
 
 def choose_tp_setting(
@@ -919,7 +937,7 @@ def build_figures(
                 sec.not_run.append(F.label(ds))
         sections.append(sec)
 
-    tps = s[(s["method"] == "tp").to_numpy(dtype=bool)] if not s.empty else s
+    runs = agg.runs
     for key, param, fixed_col, fixed, title in (
         ("fig6", "k", "lam", lam, f"Figure 6: TP against the inner update count k (λ = {lam:g})"),
         ("fig7", "lam", "k", k, f"Figure 7: TP against the adversarial weight λ (k = {k})"),
@@ -929,20 +947,21 @@ def build_figures(
             title.split(":")[0],
             title,
             "TP's HR@10 and NDCG@10 for existing (solid) and new (dashed) users at each ablation value; "
-            "the baseline as thin horizontal lines; error bars: standard deviation over seeds. The "
-            "paper shows ML1M and MovieTweetings (k: worst at 1, flat from 2; λ: best in the middle).",
+            "the baseline as thin horizontal lines; error bars: standard deviation over seeds. Every point of "
+            "a dataset's figure, and its baseline, uses the same seeds: those that every ablation value has "
+            "(named in the figure's title). The paper shows ML1M and MovieTweetings (k: worst at 1, flat from "
+            "2; λ: best in the middle).",
         )
-        if tps.empty:
-            ab = tps
-        elif fixed_col == "lam":
-            ab = tps[np.isclose(tps["lam"].astype(float), fixed)]
-        else:
-            ab = tps[(tps["k"] == fixed).fillna(False).to_numpy(dtype=bool)]
+        ab = _ablation_runs(runs, fixed_col, fixed)
         for ds in list(dict.fromkeys(["ml1m", "movietweetings", *datasets])):
             d = ab[(ab["dataset"] == ds).to_numpy(dtype=bool)] if not ab.empty else ab
             values = sorted({float(v) for v in d[param].dropna()}) if not d.empty else []
             if len(values) >= 2:
-                fig = F.fig_ablation(ab, base, ds, backbones, param, values)
+                seeds = _shared_seeds(d, param)
+                same = runs[(runs["dataset"] == ds).to_numpy(dtype=bool) & runs["seed"].isin(seeds).to_numpy(dtype=bool)]
+                cells = summarise(pd.concat([_base_rows(same), d[d["seed"].isin(seeds).to_numpy(dtype=bool)]]))
+                fig = F.fig_ablation(cells[(cells["method"] == "tp").to_numpy(dtype=bool)], _base_rows(cells), ds,
+                                     backbones, param, values, seeds=seeds)
                 sec.figures.append(
                     F.save_figure(fig, f"{key}_{'k' if param == 'k' else 'lambda'}_{ds}", f"{F.label(ds)}", folder)
                 )
