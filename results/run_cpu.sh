@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The committed real run (config/cpu-run.yaml), in the order the sessions' CPU time allowed: Music (everything),
-# then Game's baselines for seed 0, then Game SASRec TP seed 0. The rest of the config (Game seeds 1-2 and Game's TP runs) did not fit;
-# `snakemake --cores 2 --configfile config/cpu-run.yaml` completes it, redoing nothing that finished.
+# then Game's baselines for seed 0, then Game SASRec TP seed 0 (session 1); Game SASRec baselines seeds 1-2 and the
+# TP schedule study (session 2); the rest of Game and MovieTweetings (session 3). Each snakemake call redoes
+# nothing that finished.
 set -euo pipefail
 snakemake --cores 2 --configfile config/cpu-run.yaml --config 'datasets=["music"]'
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-game-seed0.yaml
@@ -13,5 +14,12 @@ for s in 0 1 2; do echo "music sasrec $s 1 0"; done >> /tmp/schedule.txt   # the
 echo "game sasrec 0" >> /tmp/schedule.txt
 bash results/schedule/queue.sh 2 < /tmp/schedule.txt   # returns once the last run has started
 while pgrep -f results/schedule/run.sh > /dev/null; do sleep 30; done
+bash results/schedule/aggregate.sh
+bash results/aggregate_finished.sh
+# Session 3: the rest of Game (TP for every backbone, GRU4Rec/Caser baselines seeds 1-2), then MovieTweetings:
+# SASRec (seeds 0-2 and the seed-0 k/lambda ablation) first, then GRU4Rec and Caser.
+snakemake --cores 2 --configfile config/cpu-run.yaml --until evaluate
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-movietweetings-ablation.yaml --until evaluate
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-movietweetings.yaml --until evaluate
 bash results/schedule/aggregate.sh
 bash results/aggregate_finished.sh
