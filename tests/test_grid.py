@@ -44,12 +44,15 @@ def test_cost_estimate_arithmetic_and_sources():
     costs = pd.DataFrame([
         # sasrec baseline: two early-stopped runs, best epochs 29 and 51 -> median 40
         {"dataset": "d", "backbone": "sasrec", "method": "baseline", "s_per_epoch": 2.0, "best_epoch": 29,
-         "capped": False},
+         "capped": False, "seed": 0},
         {"dataset": "d", "backbone": "sasrec", "method": "baseline", "s_per_epoch": 4.0, "best_epoch": 51,
-         "capped": False},
+         "capped": False, "seed": 1},
+        # the same run again (listed in a second aggregate): counted once, so the medians stay 3.0 s and 40
+        {"dataset": "d", "backbone": "sasrec", "method": "baseline", "s_per_epoch": 4.0, "best_epoch": 51,
+         "capped": False, "seed": 1},
         # sasrec TP: one run that hit its cap -> its best epoch says nothing; no other TP run stopped early
         {"dataset": "d", "backbone": "sasrec", "method": "tp", "s_per_epoch": 10.0, "best_epoch": 20,
-         "capped": True},
+         "capped": True, "seed": 0},
     ])
     speed = pd.DataFrame([
         {"dataset": "d", "backbone": "gru4rec", "method": "baseline", "P": 1, "train_s_per_epoch": 1.0,

@@ -88,7 +88,8 @@ def run_sets(config: dict[str, Any], dataset: str, backbone: str, method: str) -
 def estimate_cost(config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd.DataFrame:
     """Core-hours of every (dataset, backbone, method) cell of ``config``'s grid, one thread per job.
 
-    ``costs``: measured runs (``costs.csv`` of ``tp aggregate``: s_per_epoch, best_epoch, capped per run).
+    ``costs``: measured runs (``costs.csv`` of ``tp aggregate``: s_per_epoch, best_epoch, capped per run; a
+    run that appears twice, e.g. in two aggregates, counts once).
     ``speed`` (optional): per-epoch times from ``benchmarks/speed.py --csv`` (dataset, backbone, method, P,
     train_s_per_epoch, eval_all_users_s), used where a cell has no measured run (TP at the config's tp.P).
 
@@ -98,6 +99,8 @@ def estimate_cost(config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFra
     stopped early, else of the same dataset and method's other backbones, else ``max_epochs`` (a run that hit
     its cap only shows that its best epoch is at least that late). Returns one row per cell with the sources.
     """
+    keys = [c for c in ("dataset", "backbone", "method", "seed", "k", "lam") if c in costs]
+    costs = costs.drop_duplicates(subset=keys)  # a run listed in several aggregates counts once
     free = costs[~costs["capped"].astype(bool)]
     rows = []
     runs = all_runs(config)
