@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tplib.config import BACKBONES, ConfigError, RunConfig, TPConfig, build_config, deep_merge, parse_sets
 from tplib.aggregate import summarise
+from tplib.config import BACKBONES, ConfigError, RunConfig, TPConfig, build_config, deep_merge, parse_sets
 from tplib.data.dataset import DataError
 from tplib.report import figures as F
 from tplib.report.paper import (
@@ -208,7 +208,7 @@ def _ablation_runs(runs: pd.DataFrame, fixed_col: str, fixed: float) -> pd.DataF
 
 
 def _shared_seeds(tp_runs: pd.DataFrame, param: str) -> list[int]:
-    """The seeds that every (backbone, ``param`` value) present in ``tp_runs`` has."""
+    """The seeds that every (backbone, ``param`` value) present in ``tp_runs`` has (may be none)."""
     groups = tp_runs.groupby(["backbone", param], dropna=False)["seed"]
     shared = set.intersection(*(set(g) for _, g in groups))
     return sorted(int(x) for x in shared)
@@ -957,9 +957,10 @@ def build_figures(
             d = ab[(ab["dataset"] == ds).to_numpy(dtype=bool)] if not ab.empty else ab
             values = sorted({float(v) for v in d[param].dropna()}) if not d.empty else []
             if len(values) >= 2:
-                seeds = _shared_seeds(d, param)
-                same = runs[(runs["dataset"] == ds).to_numpy(dtype=bool) & runs["seed"].isin(seeds).to_numpy(dtype=bool)]
-                cells = summarise(pd.concat([_base_rows(same), d[d["seed"].isin(seeds).to_numpy(dtype=bool)]]))
+                seeds = _shared_seeds(d, param)  # none shared: every point keeps its own (the title says "seeds")
+                use = seeds or sorted(int(x) for x in set(d["seed"]))
+                same = runs[(runs["dataset"] == ds).to_numpy(dtype=bool) & runs["seed"].isin(use).to_numpy(dtype=bool)]
+                cells = summarise(pd.concat([_base_rows(same), d[d["seed"].isin(use).to_numpy(dtype=bool)]]))
                 fig = F.fig_ablation(cells[(cells["method"] == "tp").to_numpy(dtype=bool)], _base_rows(cells), ds,
                                      backbones, param, values, seeds=seeds)
                 sec.figures.append(
