@@ -12,8 +12,8 @@ done > "$list"
 stats=$(ls results/data/{music,game,ml1m,movietweetings}/stats.json 2>/dev/null || true)
 tp aggregate --runs-list "$list" --stats $stats --out results/aggregate
 cp config/cpu-run.yaml results/aggregate/config.yaml
-mkdir -p results/aggregate/overlays  # the overlays that selected parts of the grid (results/run_cpu.sh)
-cp config/cpu-run-*.yaml results/aggregate/overlays/
+rm -rf results/aggregate/overlays && mkdir -p results/aggregate/overlays  # the overlays results/run_cpu.sh ran
+cp $(grep -o 'config/cpu-run-[a-z0-9-]*\.yaml' results/run_cpu.sh | sort -u) results/aggregate/overlays/
 variant=()
 if [ -f results/schedule/aggregate/summary.csv ]; then  # TP trained to early stopping (results/schedule/run.sh)
   variant=(--variant "trained to early stopping=results/schedule/aggregate")  # rule: results/schedule/README.md
