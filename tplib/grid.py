@@ -72,12 +72,13 @@ def fmt_value(v: Any) -> str:
 
 def run_sets(config: dict[str, Any], dataset: str, backbone: str, method: str) -> list[str]:
     """The configured overrides of one (dataset, backbone, method), in order all -> dataset -> backbone ->
-    method (later wins), as 'section.key=value' strings."""
-    ov = config["overrides"]
+    method (later wins), as 'section.key=value' strings. Missing sections count as empty (the report reads
+    partial config files; the workflow's schema fills every section)."""
+    ov = config.get("overrides") or {}
     merged: dict[str, Any] = {}
-    for part in (ov["all"], ov["datasets"].get(dataset, {}), ov["backbones"].get(backbone, {}),
-                 ov["methods"].get(method, {})):
-        merged.update(part)
+    for part in (ov.get("all"), (ov.get("datasets") or {}).get(dataset), (ov.get("backbones") or {}).get(backbone),
+                 (ov.get("methods") or {}).get(method)):
+        merged.update(part or {})
     return [f"{k}={fmt_value(v)}" for k, v in merged.items()]
 
 

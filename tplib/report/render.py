@@ -31,6 +31,7 @@ import yaml
 from tplib.aggregate import summarise
 from tplib.config import BACKBONES, ConfigError, RunConfig, TPConfig, build_config, deep_merge, parse_sets
 from tplib.data.dataset import DataError
+from tplib.grid import run_sets
 from tplib.report import figures as F
 from tplib.report.paper import (
     DATASET_NOTES,
@@ -297,29 +298,12 @@ def load_config(path: str | Path | None) -> tuple[dict[str, Any] | None, str | N
     return data, text
 
 
-def _fmt_set(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return ",".join(_fmt_set(x) for x in v)
-    return str(v)
-
-
 def effective_config(
     config: dict[str, Any] | None, dataset: str, backbone: str, method: str, k: int, lam: float
 ) -> RunConfig:
     """The config a run of (dataset, backbone, method) gets: tplib.config's defaults, the workflow config's
     overrides in the workflow's order (all -> dataset -> backbone -> method), and TP's k and λ."""
-    merged: dict[str, Any] = {}
-    ov = (config or {}).get("overrides") or {}
-    for part in (
-        ov.get("all"),
-        (ov.get("datasets") or {}).get(dataset),
-        (ov.get("backbones") or {}).get(backbone),
-        (ov.get("methods") or {}).get(method),
-    ):
-        merged.update(part or {})
-    sets = [f"{key}={_fmt_set(v)}" for key, v in merged.items()]
+    sets = run_sets(config or {}, dataset, backbone, method)
     if method == "tp":
         sets += [f"tp.k={k}", f"tp.lam={lam}"]
     return build_config(backbone, method, 0, dataset, deep_merge({}, parse_sets(sets)))
