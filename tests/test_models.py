@@ -318,7 +318,7 @@ def gru_batch(B: int = 9, L: int = 8, seed: int = 2) -> torch.Tensor:
 @pytest.mark.parametrize("layers", [1, 2])
 def test_gru4rec_functional_gru_equals_packed(layers):
     m = make("gru4rec", dropout=0.0, gru_layers=layers).double().train()
-    assert m.functional_gru is False  # the packed nn.GRU is the default
+    assert m.vmap_path is False  # the packed nn.GRU is the default
     seqs = gru_batch(B=12, L=m.input_len)
     assert (seqs == 0).all(1).any() and (seqs != 0).all(1).any()
     gw = torch.Generator().manual_seed(3)
@@ -326,7 +326,7 @@ def test_gru4rec_functional_gru_equals_packed(layers):
     w_last = torch.randn(seqs.shape[0], m.embed_dim, generator=gw, dtype=torch.float64)
     res = {}
     for functional in (False, True):
-        m.functional_gru = functional
+        m.vmap_path = functional
         m.zero_grad(set_to_none=True)
         y, h = m.encode_all(seqs), m.encode(seqs)
         ((y * w_all).sum() + (h * w_last).sum()).backward()
@@ -364,11 +364,11 @@ def test_gru4rec_vmap_over_parameter_copies_equals_each_copy(layers):
         return (run(p, "encode_all") * w).sum() + run(p, "encode").sum()
 
     with m.vmapped():
-        assert m.functional_gru
+        assert m.vmap_path
         v_all = vmap(lambda p: run(p, "encode_all"))(stacked)  # (3, B, L, d)
         v_last = vmap(lambda p: run(p, "encode"))(stacked)  # (3, B, d)
         v_grad = vmap(grad(loss))(stacked)
-    assert m.functional_gru is False  # restored on leaving the block
+    assert m.vmap_path is False  # restored on leaving the block
     for c, p in enumerate(copies):  # each copy on its own, through the packed nn.GRU
         torch.testing.assert_close(v_all[c], run(p, "encode_all"), rtol=0.0, atol=1e-10)
         torch.testing.assert_close(v_last[c], run(p, "encode"), rtol=0.0, atol=1e-10)
@@ -377,3 +377,27 @@ def test_gru4rec_vmap_over_parameter_copies_equals_each_copy(layers):
         for n in grads:
             torch.testing.assert_close(v_grad[n][c], grads[n], rtol=0.0, atol=1e-10, msg=f"copy {c}: {n}")
     assert not torch.allclose(v_last[0], v_last[2])  # the copies really differ
+
+
+def test_caser_matmul_convolutions_equal_conv2d():
+    # Inside vmapped() Caser computes its convolutions as matmuls over windows (fast under vmap): same values and
+    # gradients as the conv2d path, from the same parameters.
+    m = make("caser", dropout=0.0).double().train()
+    seqs, users = batch(m)
+    w = torch.randn(seqs.shape[0], m.embed_dim, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    res = {}
+    for path in (False, True):
+        m.vmap_path = path
+        m.zero_grad(set_to_none=True)
+        h = m.encode(seqs, users)
+        (h * w).sum().backward()
+        res[path] = h.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    (h0, g0), (h1, g1) = res[False], res[True]
+    torch.testing.assert_close(h1, h0, rtol=0.0, atol=1e-12)
+    assert sorted(g1) == sorted(g0) and {"conv_v.weight", "conv_h.0.weight", "conv_h.2.weight"} <= set(g1)
+    for n in g0:
+        torch.testing.assert_close(g1[n], g0[n], rtol=0.0, atol=1e-12, msg=n)
+    m.vmap_path = False
+    with m.vmapped():
+        assert m.vmap_path
+    assert m.vmap_path is False

@@ -216,10 +216,15 @@ def test_unknown_method():
 @pytest.mark.parametrize(
     "backbone, P, vectorize",
     [("sasrec", 1, True), ("sasrec", 3, True), ("gru4rec", 1, True), ("gru4rec", 2, True), ("gru4rec", 3, True),
-     ("gru4rec", 3, False), ("caser", 1, True), ("caser", 3, True), ("caser", 3, False)],
+     ("gru4rec", 3, False), ("caser", 1, True), ("caser", 3, True), ("caser", 3, False), ("caser", 3, "split"),
+     ("sasrec", 3, "split")],
 )
-def test_fast_outer_step_equals_the_reference(backbone, P, vectorize):
-    """The fast path (local sparse tables, vmap over chains) gives the same update as the plain reference."""
+def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatch):
+    """The fast path (local sparse tables, vmap over chains) gives the same update as the plain reference.
+    "split": vectorised, with the chains run in two vmap groups, chain 0 (the diagnostics') in the second."""
+    if vectorize == "split":
+        monkeypatch.setattr(TPUpdater, "group_chains", staticmethod(lambda sizes: [[2], [1, 0]]))
+        vectorize = True
     torch.set_default_dtype(torch.float64)
     try:
         sets = ["tp.k=2", "tp.lam=0.5", "tp.alpha=0.1", f"tp.P={P}", f"tp.vectorize={vectorize}"]
@@ -250,3 +255,10 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize):
             assert d_fast[key] == pytest.approx(d_ref[key], rel=1e-7), key
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+def test_group_chains_by_size():
+    assert TPUpdater.group_chains([2, 2, 2]) == [[0, 1, 2]]  # one row per user (SASRec, GRU4Rec): one group
+    assert TPUpdater.group_chains([1, 97, 13, 4, 128, 17, 5, 64]) == [[1, 4], [5, 7], [2, 6], [3], [0]]
+    groups = TPUpdater.group_chains(list(np.random.default_rng(0).integers(1, 200, 64)))
+    assert sorted(c for g in groups for c in g) == list(range(64))  # every chain once

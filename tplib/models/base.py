@@ -55,12 +55,21 @@ class SeqRecModel(nn.Module):
         """D, the width of φ (what the discriminator reads)."""
         raise NotImplementedError
 
+    #: True inside :meth:`vmapped`: a backbone with a vmap-specific path takes it.
+    vmap_path: bool = False
+
     @contextlib.contextmanager
     def vmapped(self) -> Iterator[None]:
-        """Forward passes inside this block may run under ``torch.func.vmap``. A backbone whose ordinary path has
-        no vmap batching rule switches to a vmap-safe path computing the same function here (GRU4Rec); for the
-        others this changes nothing."""
-        yield
+        """Forward passes inside this block may run under ``torch.func.vmap``. It sets :attr:`vmap_path`, and a
+        backbone whose ordinary path has no vmap batching rule, or a slow one, switches to a path computing the
+        same function with other ops (GRU4Rec: a functional GRU; Caser: convolutions as matmuls); SASRec has
+        none."""
+        prev = self.vmap_path
+        self.vmap_path = True
+        try:
+            yield
+        finally:
+            self.vmap_path = prev
 
     def set_trained_users(self, users: torch.Tensor) -> None:
         """Tell the model which user indices it trains on (call once, before training). A no-op for backbones

@@ -109,7 +109,15 @@ class Caser(SeqRecModel):
         seqs = seqs[:, -L:]  # (B, <=L)
         if seqs.shape[1] < L:
             seqs = F.pad(seqs, (L - seqs.shape[1], 0))  # (B, L), left-padded
-        E = self.item_emb(seqs).unsqueeze(1)  # (B, 1, L, d)
+        E = self.item_emb(seqs)  # (B, L, d)
+        parts = self._convs_matmul(E) if self.vmap_path else self._convs(E)
+        out = self.drop(torch.cat(parts, 1))  # (B, nv * d + nh * L)
+        z = F.relu(self.fc1(out))  # (B, d)
+        return torch.cat([z, self.user_vectors(users)], 1)  # (B, 2d)
+
+    def _convs(self, E: torch.Tensor) -> list[torch.Tensor]:
+        """The vertical and the (ReLU, max-pooled) horizontal convolutions of E (B, L, d), as caser_pytorch."""
+        E = E.unsqueeze(1)  # (B, 1, L, d)
         parts = []
         if self.conv_v is not None:
             parts.append(self.conv_v(E).flatten(1))  # (B, nv * d)
@@ -117,9 +125,25 @@ class Caser(SeqRecModel):
             for conv in self.conv_h:
                 c = F.relu(conv(E).squeeze(3))  # (B, nh, L - h + 1)
                 parts.append(c.amax(dim=2))  # (B, nh)
-        out = self.drop(torch.cat(parts, 1))  # (B, nv * d + nh * L)
-        z = F.relu(self.fc1(out))  # (B, d)
-        return torch.cat([z, self.user_vectors(users)], 1)  # (B, 2d)
+        return parts
+
+    def _convs_matmul(self, E: torch.Tensor) -> list[torch.Tensor]:
+        """:meth:`_convs` written as matrix products over the windows of E, from the same parameters (the TP
+        trainer's vmapped chains, inside :meth:`vmapped`). Under ``vmap`` a conv2d with per-chain filters becomes
+        a grouped convolution, whose CPU backward is slow; these products batch into ``bmm``. Same function,
+        other rounding (``tests/test_models.py``)."""
+        L = self.input_len
+        parts = []
+        if self.conv_v is not None:  # out[v, c] = Σ_l w[v, l] E[l, c] + bias[v]
+            w = self.conv_v.weight.reshape(self.n_v, L)  # (nv, L)
+            v = torch.matmul(w, E) + self.conv_v.bias.unsqueeze(-1)  # (B, nv, d)
+            parts.append(v.flatten(1))  # (B, nv * d)
+        if self.conv_h is not None:
+            for h, conv in enumerate(self.conv_h, 1):
+                win = torch.cat([E[:, i : L - h + 1 + i] for i in range(h)], -1)  # (B, L - h + 1, h * d)
+                c = F.relu(F.linear(win, conv.weight.flatten(1), conv.bias))  # (B, L - h + 1, nh)
+                parts.append(c.amax(dim=1))  # (B, nh)
+        return parts
 
     def score(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # h (B, M, 2d) or (B, 1, 2d); items (B, M) -> (B, M)

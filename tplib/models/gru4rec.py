@@ -20,7 +20,7 @@ Two paths compute the same function from the same parameters (``self.gru``'s ``w
 ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``, so checkpoints and initialisation do not depend on the
 path). The default is the packed ``nn.GRU`` above (cuDNN on GPU). ``nn.GRU`` and
 ``pack_padded_sequence`` have no ``torch.func.vmap`` batching rule, so inside :meth:`GRU4Rec.vmapped` (which the
-TP trainer enters for its vectorised chains; it sets ``functional_gru``) the model runs a functional GRU instead:
+TP trainer enters for its vectorised chains; it sets ``vmap_path``) the model runs a functional GRU instead:
 torch's GRU equations written with plain tensor ops, a Python loop over the L columns of the right-aligned batch,
 whose update is masked so that the state stays exactly 0 over the left padding and a padded column's output is
 0. The last column always steps, which is the empty row's one step on the padding embedding. The inter-layer
@@ -30,9 +30,6 @@ Initialisation: item embeddings xavier-normal (as SASRec.pytorch; padding row 0)
 """
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -46,9 +43,7 @@ from tplib.models.base import Dropout, SeqRecModel
 class GRU4Rec(SeqRecModel):
     all_positions = True
     sparse_tables = {"item_emb.weight": "item"}
-    vmappable = True  # inside vmapped(): the functional GRU
-    #: Run the functional (vmap-safe) GRU instead of the packed nn.GRU; set by :meth:`vmapped` (module docstring).
-    functional_gru: bool = False
+    vmappable = True  # inside vmapped() (vmap_path): the functional GRU
 
     def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:
         super().__init__()
@@ -72,15 +67,6 @@ class GRU4Rec(SeqRecModel):
     @property
     def embed_dim(self) -> int:
         return self.d
-
-    @contextlib.contextmanager
-    def vmapped(self) -> Iterator[None]:
-        prev = self.functional_gru
-        self.functional_gru = True
-        try:
-            yield
-        finally:
-            self.functional_gru = prev
 
     def _run(self, seqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The GRU over each row's items only. Returns the packed outputs, the final states (layers, B, d) and
@@ -111,24 +97,46 @@ class GRU4Rec(SeqRecModel):
             w_ih, w_hh = getattr(self.gru, f"weight_ih_l{k}"), getattr(self.gru, f"weight_hh_l{k}")
             b_ih, b_hh = getattr(self.gru, f"bias_ih_l{k}"), getattr(self.gru, f"bias_hh_l{k}")
             # nn.GRU's rows are the r, z, n gates in that order. The input's share of every gate is computed for
-            # all columns at once; r and z share one add and one sigmoid (fewer ops: each costs most under vmap).
+            # all columns at once.
             gi = F.linear(x, w_ih, b_ih)  # (B, L, 3d)
-            d2 = 2 * self.d
-            gi_rz, gi_n = gi[..., :d2].unbind(1), gi[..., d2:].unbind(1)  # L × (B, 2d), L × (B, d)
-            h = torch.zeros_like(x[:, 0, : self.d])  # (B, d)
-            outs = []
-            for t, step in enumerate(steps):
-                gh = F.linear(h, w_hh, b_hh)  # (B, 3d)
-                r, z = torch.sigmoid(gi_rz[t] + gh[:, :d2]).chunk(2, -1)
-                n = torch.tanh(gi_n[t] + r * gh[:, d2:])
-                # h' = (1 − z) ⊙ n + z ⊙ h, written as torch's GRU cell computes it; the state stays 0 over padding
-                h = torch.where(step, (h - n) * z + n, h)
-                outs.append(h)
+            if torch.is_grad_enabled() and (w_hh.requires_grad or b_hh.requires_grad):
+                # Autograd would form w_hh's and b_hh's gradients column by column: a (3d, d) outer product and
+                # an add per step (per chain under vmap), most of the backward's time. Instead a first pass
+                # computes the states without a graph; the recurrence then runs on detached w_hh, b_hh plus
+                # ``corr``, F.linear(states before each column, w_hh, b_hh) minus itself detached: exactly 0, so
+                # every value is unchanged, and its gradient gives w_hh and b_hh theirs in one product.
+                first = self._scan(gi.detach(), w_hh.detach(), b_hh.detach(), steps)
+                before = torch.stack([torch.zeros_like(first[0]), *first[:-1]], 1)  # (B, L, d): h_{t-1}
+                corr = F.linear(before, w_hh, b_hh)  # (B, L, 3d)
+                outs = self._scan(gi, w_hh.detach(), b_hh.detach(), steps, (corr - corr.detach()).unbind(1))
+            else:
+                outs = self._scan(gi, w_hh, b_hh, steps)
+            h = outs[-1]
             x = torch.stack(outs, 1)  # (B, L, d)
         return x, h
 
+    def _scan(self, gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor, steps: tuple[torch.Tensor, ...],
+              corr: tuple[torch.Tensor, ...] | None = None) -> list[torch.Tensor]:
+        """The GRU recurrence over the columns, from h = 0, given the input's share ``gi`` (B, L, 3d) of the gates.
+        ``corr[t]`` (B, 3d), if given, is added to the state's share at column t. Returns the L states (B, d)."""
+        d2 = 2 * self.d
+        gi_rz, gi_n = gi[..., :d2].unbind(1), gi[..., d2:].unbind(1)  # L × (B, 2d), L × (B, d)
+        h = torch.zeros_like(gi_n[0])  # (B, d)
+        outs = []
+        for t, step in enumerate(steps):
+            gh = F.linear(h, w_hh, b_hh)  # (B, 3d)
+            if corr is not None:
+                gh = gh + corr[t]
+            # r and z share one add and one sigmoid (fewer ops: each costs most under vmap)
+            r, z = torch.sigmoid(gi_rz[t] + gh[:, :d2]).chunk(2, -1)
+            n = torch.tanh(gi_n[t] + r * gh[:, d2:])
+            # h' = (1 − z) ⊙ n + z ⊙ h, written as torch's GRU cell computes it; the state stays 0 over padding
+            h = torch.where(step, (h - n) * z + n, h)
+            outs.append(h)
+        return outs
+
     def encode_all(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        if self.functional_gru:
+        if self.vmap_path:
             return self._run_functional(seqs)[0]
         out, _, n_pad = self._run(seqs)
         L = min(seqs.shape[1], self.input_len)
@@ -138,7 +146,7 @@ class GRU4Rec(SeqRecModel):
         return y.gather(1, to_right.unsqueeze(-1).expand(-1, -1, self.d))  # (B, L, d), right-aligned again
 
     def encode(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        if self.functional_gru:
+        if self.vmap_path:
             return self._run_functional(seqs)[1]
         _, h_n, _ = self._run(seqs)
         return h_n[-1]  # (B, d): each row's last-layer state after its last item

@@ -177,11 +177,12 @@ class TPUpdater:
         - the inner steps run on *local* copies of the sparse tables (``model.sparse_tables``: item and user
           embeddings), restricted to the rows those batches touch. Other rows get a zero gradient in every inner
           step, so they do not move and their share of Θ − θ_k is exactly 0;
-        - with P > 1 and ``tp.vectorize`` the chains run at once under ``torch.func.vmap`` (backbones that allow
-          it, inside ``model.vmapped()``); the dropout masks are then drawn per chain in one call, so they differ
-          from a sequential run. Each chain gets its own local rows (the rows ITS k batches touch, padded to the
-          longest chain's count), so a step's work grows with P, not with P²; the chains' deltas are summed
-          into the touched rows of the full table (``index_add``), which is the mean over chains of the reference.
+        - with P > 1 and ``tp.vectorize`` the chains run under ``torch.func.vmap`` (backbones that allow it,
+          inside ``model.vmapped()``), a group of chains of similar size at a time (:meth:`group_chains`); the
+          dropout masks are then drawn per chain in one call, so they differ from a sequential run. Each chain
+          gets its own local rows (the rows ITS k batches touch, padded to its group's widest), so a step's work
+          grows with P, not with P²; the chains' deltas are summed into the touched rows of the full table
+          (``index_add``), which is the mean over chains of the reference.
         """
         P, k = users.shape
         cap = self.tp.user_batch
@@ -262,37 +263,71 @@ class TPUpdater:
         return rows, {n: d / P for n, d in delta.items()}, torch.cat(aux_all)
 
     def _chains_vmapped(self, batches, users, full, flat):
-        """The P chains at once under vmap, each on its own local rows (padded with repeats of its row 0, which
-        no batch index points to: they get a zero gradient and a delta of exactly 0)."""
+        """The P chains under vmap, in groups of chains of similar size (:meth:`group_chains`), each group at once;
+        each chain on its own local rows (padded to its group's widest with repeats of its row 0, which no batch
+        index points to: they get a zero gradient and a delta of exactly 0)."""
         P, k = users.shape
+        rows: dict[str, list[torch.Tensor]] = {"item": [], "user": []}
+        sums: dict[str, list[torch.Tensor]] = defaultdict(list)
+        aux = [None] * P
+        for group in self.group_chains([max(b.seqs.shape[0] for b in chain) for chain in batches]):
+            has0 = 0 in group  # chain 0's inner gradients are the diagnostics'
+            g_rows, g_delta, g_aux = self._vmap_group([batches[c] for c in group], users[group], full,
+                                                      flat if has0 else None, group.index(0) if has0 else 0)
+            for kind in rows:
+                rows[kind].append(g_rows[kind])
+            for n, d in g_delta.items():
+                sums[n].append(d)
+            for j, c in enumerate(group):
+                aux[c] = g_aux[j]
+        delta = {n: (torch.cat(ds) if n in self.sparse else sum(ds)) / P for n, ds in sums.items()}
+        return {kind: torch.cat(r) for kind, r in rows.items()}, delta, torch.cat(aux)
+
+    @staticmethod
+    def group_chains(sizes: list[int]) -> list[list[int]]:
+        """Chains (by index) grouped by their largest mini-batch, in powers of 4 (1, 2–4, 5–16, 17–64, ...): a group
+        is padded to its largest chain, so one chain with a long history no longer pads every other chain's batch
+        and tables to its size (Caser's windows: one user has 1, another 128). Where every chain has the same size
+        (SASRec and GRU4Rec train on one row per user) there is one group. Grouping changes nothing in the
+        arithmetic: the chains are independent, and their deltas are summed either way."""
+        groups: dict[int, list[int]] = defaultdict(list)
+        for c, n in enumerate(sizes):
+            groups[((max(int(n), 1) - 1).bit_length() + 1) // 2].append(c)  # ⌈log4 n⌉, in integers
+        return [groups[g] for g in sorted(groups, reverse=True)]
+
+    def _vmap_group(self, batches, users, full, flat, flat_chain: int):
+        """The chains ``batches`` (their users ``users``, (G, k)) at once under vmap. Returns their local rows per
+        table kind (G·width, flattened), their deltas Θ − θ_k summed over the group (sparse tables: per row,
+        (G·width, ...)), their stats (G, k, 3); inner gradients of chain ``flat_chain`` go to ``flat``."""
+        G, k = users.shape
         own = [self._sparse_rows(chain) for chain in batches]
-        local = [[self._localise(b, own[c]) for b in batches[c]] for c in range(P)]
+        local = [[self._localise(b, own[c]) for b in batches[c]] for c in range(G)]
         padded = {}
         for kind in ("item", "user"):
             width = max(len(r[kind]) for r in own)
             padded[kind] = torch.stack([torch.cat([r[kind], r[kind][:1].expand(width - len(r[kind]))]) for r in own])
-        start = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(P, *v.shape)).detach()
-                 for n, v in full.items()}  # (P, ...) per chain
-        buffers = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(P, *v.shape))
+        start = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(G, *v.shape)).detach()
+                 for n, v in full.items()}  # (G, ...) per chain
+        buffers = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(G, *v.shape))
                    for n, v in self.objective.named_buffers()}
         params = {n: v.clone() for n, v in start.items()}
         step = torch.func.vmap(self._grad_vmap, in_dims=(0, 0, 0, 0, 0, 0, 0), randomness="different")
         aux_all = []
         with self.model.vmapped():
             for i in range(k):
-                seqs, pos, neg, us, lab = self._stack([local[c][i] for c in range(P)],
-                                                      [int(users[c, i]) for c in range(P)])
+                seqs, pos, neg, us, lab = self._stack([local[c][i] for c in range(G)],
+                                                      [int(users[c, i]) for c in range(G)])
                 grads, aux = step(params, buffers, seqs, pos, neg, us, lab)
                 aux_all.append(aux)
                 if flat is not None:
-                    flat.append(torch.cat([grads[n][0].reshape(-1) for n in grads if n.startswith("model.")]))
+                    flat.append(torch.cat([grads[n][flat_chain].reshape(-1) for n in grads if n.startswith("model.")]))
                 params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
         delta = {}
         for n in start:
             d = start[n] - params[n]
-            delta[n] = d.reshape(-1, *d.shape[2:]) / P if n in self.sparse else d.mean(0)
+            delta[n] = d.reshape(-1, *d.shape[2:]) if n in self.sparse else d.sum(0)
         rows = {kind: r.reshape(-1) for kind, r in padded.items()}
-        return rows, delta, torch.stack(aux_all, 1).reshape(P * k, -1)  # (k, P, 3) -> chain-major, as the loop
+        return rows, delta, torch.stack(aux_all, 1)  # (G, k, 3)
 
     def _stack(self, bs: list[Batch], us: list[int]) -> tuple[torch.Tensor, ...]:
         """Stack the P chains' batches (padding rows without targets where their sizes differ)."""
