@@ -476,7 +476,7 @@ def test_variant_shown_beside_the_main_runs(tmp_path, capsys):
     assert all("0.4321" not in row[4] for row in table[1:] if row[2].endswith("main runs"))
     assert "p=" in variant_rows[0][4]
     assert (tmp_path / "f" / "curves_music.png").is_file()
-    assert 'Other TP runs (200 epochs)' in html and 'href="#variants"' in html  # the verdicts point to it
+    assert 'Other runs (200 epochs)' in html and 'href="#variants"' in html  # the verdicts point to it
     # a variant with several TP settings (ML1M's ablation points) lists each, its main setting first
     write_fixture(tmp_path / "abl", datasets=("ml1m",))
     assert main([*args, "--variant", f"ablation={tmp_path / 'abl'}"]) == 0
@@ -493,6 +493,20 @@ def test_variant_shown_beside_the_main_runs(tmp_path, capsys):
         "TP (k=2, λ=1), ablation",
         "TP (k=3, λ=0.1), ablation",
     ]
+    # a variant with baselines of its own (other run folders: trained under its rule) shows them before its TP
+    write_fixture(tmp_path / "rule", datasets=("music",))
+    for name, col, value in (("costs", "run", "elsewhere/music"), ("summary", "mean", 0.2468)):
+        t = pd.read_csv(tmp_path / "rule" / f"{name}.csv")
+        t.loc[t["method"] == "baseline", col] = value
+        t.to_csv(tmp_path / "rule" / f"{name}.csv", index=False)
+    assert main([*args, "--variant", f"min 60 epochs={tmp_path / 'rule'}"]) == 0
+    parsed = _Tables()
+    parsed.feed(out.read_text(encoding="utf-8"))
+    (table,) = _table_with(parsed, "Runs")
+    rows = [row for row in table[1:] if row[1] == "GRU4Rec"]
+    assert [row[2] for row in rows] == ["Baseline", "TP (k=2, λ=0.1), main runs", "Baseline, min 60 epochs",
+                                        "TP (k=2, λ=0.1), min 60 epochs"]
+    assert "0.2468" in rows[2][4] and "0.2468" not in rows[0][4]
     assert main([*args, "--variant", "no-equals-sign"]) == 2
     assert "expected LABEL=DIR" in capsys.readouterr().err
 

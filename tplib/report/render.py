@@ -85,8 +85,9 @@ class Aggregate:
 
 @dataclass(frozen=True)
 class Variant:
-    """Another aggregate whose TP runs differ from the main ones in a way the run keys do not record (e.g. a
-    longer training schedule), shown beside the main runs under its own label."""
+    """Another aggregate whose runs differ from the main ones in a way the run keys do not record (e.g. a
+    longer training schedule for TP, or another stopping rule for both methods), shown beside the main runs under
+    its own label."""
 
     label: str
     agg: Aggregate
@@ -979,7 +980,7 @@ def build_figures(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Training curves and TP variants
+# Training curves and variants
 
 VARIANT_CELLS = (  # (group, subset, metric) at N = 10
     ("existing", "all", "HR"),
@@ -1003,6 +1004,20 @@ def _epochs(costs: pd.DataFrame, ds: str, bb: str, method: str, k: int | None, l
     return f"{pd.to_numeric(c['best_epoch']).mean():.0f} / {pd.to_numeric(c['epochs']).mean():.0f}"
 
 
+def _own_baselines(main: Aggregate, variant: Aggregate, ds: str, bb: str) -> bool:
+    """Whether ``variant`` holds baseline runs of (ds, bb) that ``main`` does not: baselines trained under the
+    variant's own rule, told apart from the main ones (which a variant may reuse) by their run folders."""
+
+    def folders(a: Aggregate) -> set[str]:
+        c = a.costs
+        if c.empty or "run" not in c:
+            return set()
+        c = c[(c["dataset"] == ds) & (c["backbone"] == bb) & (c["method"] == "baseline")]
+        return set(c["run"].astype(str))
+
+    return bool(folders(variant) - folders(main))
+
+
 def _tp_settings(
     df: pd.DataFrame, first: tuple[int, float], ds: str | None = None, bb: str | None = None
 ) -> list[tuple[int, float]]:
@@ -1022,9 +1037,10 @@ def variants_table(
     agg: Aggregate, variants: Sequence[Variant], k: int, lam: float, datasets: Sequence[str], backbones: Sequence[str]
 ) -> dict[str, Any]:
     """Per dataset × backbone that a variant ran: the baseline, the main TP runs at (k, λ) and each variant's TP
-    runs (every (k, λ) it holds, the main setting first), on VARIANT_CELLS (mean ± std, n); for TP rows the
-    change against the baseline and the paired t-test p-value, taken from the aggregate the row comes from (a
-    variant's aggregate must hold the baseline runs for that, else "—")."""
+    runs (every (k, λ) it holds, the main setting first), preceded by the variant's own baselines where it has
+    some (:func:`_own_baselines`), on VARIANT_CELLS (mean ± std, n); for TP rows the change against the baseline
+    and the paired t-test p-value, taken from the aggregate the row comes from (a variant's aggregate must hold
+    the baseline runs for that, else "—")."""
     header = [f"{g} {s} {m}@10" for g, s, m in VARIANT_CELLS]
     blocks = []
     for ds in datasets:
@@ -1032,6 +1048,8 @@ def variants_table(
             sources = []
             for v in variants:
                 settings = _tp_settings(v.agg.summary, (k, lam), ds, bb)
+                if settings and _own_baselines(agg, v.agg, ds, bb):
+                    sources.append((f"Baseline, {v.label}", v.agg, None, None))
                 sources += [(f"TP (k={a}, λ={b:g}), {v.label}", v.agg, a, b) for a, b in settings]
             if not sources:
                 continue
