@@ -18,6 +18,9 @@ variant=()
 if [ -f results/schedule/aggregate/summary.csv ]; then  # TP trained to early stopping (results/schedule/run.sh)
   variant=(--variant "trained to early stopping=results/schedule/aggregate")  # rule: results/schedule/README.md
 fi
+if [ -f results/stopping/aggregate/summary.csv ]; then  # both methods, at least 60 epochs (results/stopping/run.sh)
+  variant+=(--variant "at least 60 epochs=results/stopping/aggregate")  # rule: results/stopping/README.md
+fi
 tp report --aggregate results/aggregate --out report/report.html --figures results/figures \
   --config config/cpu-run.yaml --tp-k 2 --tp-lam 0.1 "${variant[@]}"
 rm -f "$list"

@@ -23,3 +23,13 @@ snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-movietweetin
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-movietweetings.yaml --until evaluate
 bash results/schedule/aggregate.sh
 bash results/aggregate_finished.sh
+# Session 4: ML1M SASRec, baseline and TP, seeds 0-2 (issue 3). Run as two single-core snakemake lanes with
+# explicit targets (baseline seeds 2 and 0; TP seeds 0-2 then baseline seed 1) so that pairs finished early; the
+# same jobs as:
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-ml1m-sasrec.yaml --until evaluate
+bash results/aggregate_finished.sh
+# Session 4: MovieTweetings under a stopping rule that survives the early plateau (results/stopping/README.md):
+# SASRec, both methods, seeds 0-2 (run alongside the ML1M jobs, two to four processes on the two cores)
+for m in baseline tp; do for s in 0 1 2; do bash results/stopping/run.sh $m movietweetings sasrec $s; done; done
+bash results/stopping/aggregate.sh
+bash results/aggregate_finished.sh
