@@ -330,7 +330,7 @@ class TPUpdater:
         return rows, delta, torch.stack(aux_all, 1)  # (G, k, 3)
 
     def _stack(self, bs: list[Batch], us: list[int]) -> tuple[torch.Tensor, ...]:
-        """Stack the P chains' batches (padding rows without targets where their sizes differ)."""
+        """Stack the chains' batches of one vmap group (padding rows without targets where their sizes differ)."""
         R = max(b.seqs.shape[0] for b in bs)
 
         def pad(t: torch.Tensor, fill: int = 0) -> torch.Tensor:
