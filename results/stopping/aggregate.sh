@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Aggregate the finished runs of results/stopping/ (both methods, so the paired tests compare like with like).
+# With an argument P: the TP runs of results/stopping/runs-P{P}/ against the baselines of results/stopping/runs/,
+# into results/stopping/aggregate-P{P}/.
 set -euo pipefail
 list=$(mktemp)
 datasets=$(ls results/stopping/runs 2>/dev/null || true)
-for m in $(find results/stopping/runs -name metrics.json | sort); do
+if [ $# -ge 1 ]; then
+  dirs="results/stopping/runs-P$1 $(find results/stopping/runs -type d -name baseline)" out=results/stopping/aggregate-P$1
+else
+  dirs=results/stopping/runs out=results/stopping/aggregate
+fi
+for m in $(find $dirs -name metrics.json | sort); do
   run=$(dirname "$m")
   [ "$m" -nt "$run/train_summary.json" ] && printf '%s\n' "$run"  # evaluated after its (latest) training only
 done > "$list"
 tp aggregate --runs-list "$list" --stats $(for d in $datasets; do echo results/data/$d/stats.json; done) \
-  --out results/stopping/aggregate
+  --out $out
 rm -f "$list"
