@@ -21,6 +21,9 @@ fi
 if [ -f results/stopping/aggregate/summary.csv ]; then  # both methods, at least 60 epochs (results/stopping/run.sh)
   variant+=(--variant "at least 60 epochs=results/stopping/aggregate")  # rule: results/stopping/README.md
 fi
+if [ -f results/stopping/aggregate-P64/summary.csv ]; then  # the same rule, TP with P = 64 vectorised chains
+  variant+=(--variant "batched TP (P 64), at least 60 epochs=results/stopping/aggregate-P64")
+fi
 tp report --aggregate results/aggregate --out report/report.html --figures results/figures \
   --config config/cpu-run.yaml --tp-k 2 --tp-lam 0.1 "${variant[@]}"
 rm -f "$list"

@@ -6,6 +6,7 @@ set -euo pipefail
 list=$(mktemp)
 datasets=$(ls results/stopping/runs 2>/dev/null || true)
 if [ $# -ge 1 ]; then
+  [ -d "results/stopping/runs-P$1" ] || { echo "aggregate.sh: no folder results/stopping/runs-P$1 (usage: aggregate.sh [P], e.g. 64)" >&2; exit 2; }
   dirs="results/stopping/runs-P$1 $(find results/stopping/runs -type d -name baseline)" out=results/stopping/aggregate-P$1
 else
   dirs=results/stopping/runs out=results/stopping/aggregate
