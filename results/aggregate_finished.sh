@@ -21,9 +21,11 @@ fi
 if [ -f results/stopping/aggregate/summary.csv ]; then  # both methods, at least 60 epochs (results/stopping/run.sh)
   variant+=(--variant "at least 60 epochs=results/stopping/aggregate")  # rule: results/stopping/README.md
 fi
-if [ -f results/stopping/aggregate-P64/summary.csv ]; then  # the same rule, TP with P = 64 vectorised chains
-  variant+=(--variant "batched TP (P 64), at least 60 epochs=results/stopping/aggregate-P64")
-fi
+for a in results/stopping/aggregate-P*/summary.csv; do  # the same rule, TP with P vectorised chains (run.sh ... P)
+  [ -f "$a" ] || continue
+  a=$(dirname "$a")
+  variant+=(--variant "batched TP (P ${a##*-P}), at least 60 epochs=$a")
+done
 tp report --aggregate results/aggregate --out report/report.html --figures results/figures \
   --config config/cpu-run.yaml --tp-k 2 --tp-lam 0.1 "${variant[@]}"
 rm -f "$list"
