@@ -35,6 +35,7 @@ def fake_run(
     epochs: int = 3,
     bench_seconds: float | None = 12.5,
     max_epochs: int = 200,
+    resumed_at: tuple[int, ...] = (),
 ) -> tuple[Path, Path | None]:
     """A finished, evaluated run folder (config.json, train_summary.json, train_log.csv, metrics.json,
     ranks.csv) and its training benchmark file, with ranks drawn from a seeded generator."""
@@ -73,6 +74,7 @@ def fake_run(
         "device_name": "cpu",
         "torch_threads": 1,
         "rows_per_epoch": 40,
+        "resumed_at_epochs": list(resumed_at),
     }
     (run / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     bench = None
@@ -216,12 +218,21 @@ def test_costs_diagnostics_stats(grid, tmp_path):
     assert not c["capped"].item()
     assert costs.loc[costs["backbone"] == "caser", "capped"].item()
     assert costs.loc[costs["backbone"] == "caser", "seconds"].isna().all()  # no benchmark: NaN, not an error
+    assert (costs["resumes"] == 0).all()
     diag = t["diagnostics"]
     assert len(diag) == 3 * len(runs) and set(diag["method"]) == {"baseline", "tp"}  # every run's log
     assert {"loss", "adv_loss", "disc_acc", "diag_cos_ht", "epoch", "k", "lam"} <= set(diag.columns)
     assert diag.loc[diag["method"] == "baseline", "adv_loss"].isna().all()  # TP's columns: TP's runs only
     st = t["stats"]
     assert list(st["dataset"]) == ["mt-sample"] and st["reader_options"].item() == "{}"
+
+
+def test_a_resumed_run_costs_its_own_wall_time(tmp_path):
+    """Its benchmark file times the last part only: the cost is the run's wall time over all its parts."""
+    run, bench = fake_run(tmp_path / "runs", "r", epochs=4, bench_seconds=2.0, resumed_at=(2,))
+    costs = aggregate([run], tmp_path / "agg", benchmarks=[bench])["costs"]
+    assert costs["seconds"].item() == pytest.approx(6.0) and costs["resumes"].item() == 1
+    assert costs["wall_seconds"].item() == pytest.approx(6.0)
 
 
 def test_duplicate_and_unfinished_runs(grid, tmp_path):

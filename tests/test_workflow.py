@@ -240,3 +240,41 @@ def test_smoke_run_end_to_end(tmp_path):
     again = snakemake(tmp_path, "-n", *until, configfiles=(CONFIG, SMOKE))
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_training_job_resumes_when_the_workflow_restarts(tmp_path):
+    """Ctrl-C in the middle of a training job, then the same command: the job continues from its last validation
+    (Snakemake removes the job's declared outputs, not its resume state), and the finished folder holds exactly
+    the declared files."""
+    import os
+    import signal
+
+    cfg = write_config(
+        tmp_path / "long.yaml",
+        backbones=["sasrec"], methods=["baseline"], seeds=[0], ablation={"datasets": []},
+        overrides={"all": {"train.max_epochs": 40, "train.eval_every": 1, "train.patience": 40,
+                           "train.progress": False}},
+    )  # fmt: skip
+    run = tmp_path / "results" / "runs" / "mt-sample" / "sasrec" / "baseline" / "seed0"
+    target = str(run.relative_to(tmp_path) / "train_summary.json")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(CONFIG), str(SMOKE), str(cfg), "--cores", "1", "--", target]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while not (run / "resume.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: to the whole process group, the job's `tp train` included
+    assert proc.wait(timeout=60) != 0  # interrupted, not finished
+    assert (run / "resume.pt").is_file() and not (run / "train_summary.json").exists()
+
+    # the very same command again (the config must not change for the run to resume)
+    res = snakemake(tmp_path, "--cores", "1", "--", target, configfiles=(CONFIG, SMOKE, cfg), timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    log = (tmp_path / "logs" / "train" / "mt-sample" / "sasrec" / "baseline" / "seed0.log").read_text()
+    assert "resuming from" in log
+    summary = yaml.safe_load((run / "train_summary.json").read_text())
+    assert len(summary["resumed_at_epochs"]) == 1 and 1 <= summary["resumed_at_epochs"][0] < 40
+    assert summary["epochs_run"] == 40
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "model.pt", "train_log.csv", "train_summary.json"]

@@ -243,15 +243,18 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per run: the training job's benchmark (seconds, max RSS in MB, CPU seconds), the run's own
     record of epochs, best epoch, seconds per epoch, device, and its stopping rule (max_epochs, eval_every,
-    patience; ``capped``: it ran max_epochs, so its best epoch is a lower bound of where it would have peaked)."""
+    patience; ``capped``: it ran max_epochs, so its best epoch is a lower bound of where it would have peaked).
+    A resumed run (``resumes`` > 0: killed and continued from its last validation) has a benchmark file for its
+    last part only, so its ``seconds`` is the run's own training wall time summed over its parts instead."""
     rows = []
     for r in loaded:
         s, b = r["summary"], r["benchmark"]
         tr = r.get("config", {}).get("train", {})
+        resumes = len(s.get("resumed_at_epochs", []))
         rows.append(
             {
                 **r["keys"],
-                "seconds": b.get("s", math.nan),
+                "seconds": s.get("wall_seconds", math.nan) if resumes else b.get("s", math.nan),
                 "max_rss_mb": b.get("max_rss", math.nan),
                 "cpu_seconds": b.get("cpu_time", math.nan),
                 "wall_seconds": s.get("wall_seconds", math.nan),
@@ -266,13 +269,15 @@ def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "device_name": s.get("device_name", ""),
                 "torch_threads": s.get("torch_threads", math.nan),
                 "rows_per_epoch": s.get("rows_per_epoch", math.nan),
+                "resumes": resumes,
                 "torch": s.get("torch", ""),
                 "python": s.get("python", ""),
                 "run": r["run"],
             }
         )
     cols = [*RUN_KEYS, "seconds", "max_rss_mb", "cpu_seconds", "wall_seconds", "epochs", "best_epoch",
-            "s_per_epoch", "max_epochs", "eval_every", "patience", "capped", "device", "device_name", "torch_threads", "rows_per_epoch", "torch", "python", "run"]
+            "s_per_epoch", "max_epochs", "eval_every", "patience", "capped", "device", "device_name", "torch_threads", "rows_per_epoch", "resumes", "torch", "python",
+            "run"]
     return _typed(pd.DataFrame(rows, columns=cols)).sort_values(RUN_KEYS, ignore_index=True)
 
 

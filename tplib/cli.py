@@ -50,7 +50,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     ds = SeqDataset.load(args.data)
     cfg = build_config(args.backbone, args.method, args.seed, ds.name, parse_sets(args.set or []))
-    summary = fit(cfg, ds, args.out)
+    summary = fit(cfg, ds, args.out, resume=not args.no_resume)
     print(json.dumps(summary))
 
 
@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--out", required=True, help="run folder (config.json, model.pt, train_log.csv, ...)")
     pt.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.lr=0.01")
+    pt.add_argument("--no-resume", action="store_true",
+                    help="start from scratch even if RUN/resume.pt (an interrupted run of this config) exists")
     pt.set_defaults(func=_cmd_train)
 
     pe = sub.add_parser("evaluate", help="full-ranking test metrics of a trained run")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tqdm import tqdm
 
 from tplib.config import RunConfig
@@ -27,3 +29,9 @@ class BaselineUpdater:
             total += loss.item()
             n += 1
         return {"loss": total / max(n, 1)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["opt"])

@@ -9,6 +9,13 @@ A run folder receives (each written atomically):
 - ``train_log.csv``: one row per epoch (losses, seconds, validation metrics where evaluated);
 - ``train_summary.json``: best epoch, best validation score, epochs run, wall time, device, versions. Written last:
   its presence marks a finished run.
+
+While a run is in progress the folder also holds ``resume.pt``, rewritten (atomically) after every validation:
+the model, the method's optimiser(s) and discriminator, every random generator's state, the best checkpoint so far
+and the log rows. Training the same config into the same folder again continues from it, and the finished run is
+the one an uninterrupted run gives, bit for bit (a test proves it), so a run killed by a session limit, a cluster's
+time limit or Ctrl-C loses at most the epochs since its last validation. A ``resume.pt`` from another config is
+ignored (and replaced). It is deleted once ``train_summary.json`` is written.
 """
 
 from __future__ import annotations
@@ -38,10 +45,18 @@ from tplib.models.base import SeqRecModel
 log = logging.getLogger(__name__)
 
 
+RESUME = "resume.pt"
+
+
 class Updater(Protocol):
-    """A method's update rule: one epoch of parameter updates over the sampler's data."""
+    """A method's update rule: one epoch of parameter updates over the sampler's data; its own state (optimisers,
+    discriminator, random generator) as a dict, for resuming."""
 
     def run_epoch(self, sampler: TrainSampler, bar: tqdm) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,8 +109,11 @@ def build_training(
     return model, sampler, make_updater(cfg, model, sampler, split, ds)
 
 
-def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path) -> dict[str, Any]:
-    """Train ``cfg.backbone`` with ``cfg.method`` on ``ds``; write the run folder ``out``; return the summary."""
+def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path, resume: bool = True) -> dict[str, Any]:
+    """Train ``cfg.backbone`` with ``cfg.method`` on ``ds``; write the run folder ``out``; return the summary.
+
+    With ``resume`` (the default), continue from ``out/resume.pt`` when it was written for this very config and
+    dataset; otherwise start from scratch."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_summary.json").unlink(missing_ok=True)  # a rerun is not finished until it says so
@@ -113,13 +131,29 @@ def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path) -> dict[str, Any]:
     evals_since_best, rows = 0, []
     quiet = not (cfg.train.progress and sys.stderr.isatty())
     t0 = time.perf_counter()
-    epoch = 0
+    epoch, wall_before, resumed_at = 0, 0.0, []
+    saved = _load_resume(out / RESUME, cfg, ds, device) if resume else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        updater.load_state_dict(saved["updater"])
+        sampler.rng.bit_generator.state = saved["sampler_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        epoch, rows = saved["epoch"], saved["rows"]
+        best_score, best_epoch, best_state = saved["best_score"], saved["best_epoch"], saved["best_state"]
+        evals_since_best, wall_before = saved["evals_since_best"], saved["wall_seconds"]
+        resumed_at = [*saved["resumed_at"], epoch]
+        atomic_torch_save(_checkpoint(cfg, ds, best_state, best_epoch, best_score), out / "model.pt")
+        log.info("resuming from %s at epoch %d (best %.4f @ %d)", out / RESUME, epoch, best_score, best_epoch)
     log.info(
         "training %s/%s on %s (seed %d): %d existing users, %d rows per epoch, device %s",
         cfg.backbone, cfg.method, ds.name, cfg.seed, len(split.existing), sampler.n_units, device,
     )
-    with tqdm(total=cfg.train.max_epochs, desc=f"{cfg.backbone}/{cfg.method}", disable=quiet, unit="ep") as bar:
-        for epoch in range(1, cfg.train.max_epochs + 1):
+    last = epoch if saved is not None and saved["stopped"] else cfg.train.max_epochs  # stopped: nothing left
+    with tqdm(total=cfg.train.max_epochs, initial=epoch, desc=f"{cfg.backbone}/{cfg.method}", disable=quiet,
+              unit="ep") as bar:
+        for epoch in range(epoch + 1, last + 1):
             t_ep = time.perf_counter()
             model.train()
             losses = updater.run_epoch(sampler, bar)
@@ -142,16 +176,26 @@ def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path) -> dict[str, Any]:
                          metric, score, best_score, best_epoch)
             rows.append(row)
             bar.update(1)
-            if (
-                "eval_seconds" in row
-                and evals_since_best > cfg.train.patience
-                and epoch >= cfg.train.min_epochs
-            ):
+            stop = "eval_seconds" in row and evals_since_best > cfg.train.patience and epoch >= cfg.train.min_epochs
+            if "eval_seconds" in row:
+                atomic_torch_save(
+                    {
+                        "config": cfg.to_dict(), "dataset": _dataset_id(ds), "epoch": epoch, "rows": rows,
+                        "stopped": stop, "model": model.state_dict(), "updater": updater.state_dict(),
+                        "sampler_rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                        "best_score": best_score, "best_epoch": best_epoch, "best_state": best_state,
+                        "evals_since_best": evals_since_best, "resumed_at": resumed_at,
+                        "wall_seconds": wall_before + time.perf_counter() - t0,
+                    },
+                    out / RESUME,
+                )
+            if stop:
                 log.info("early stop at epoch %d: no better validation %s in %d evaluations", epoch, metric,
                          evals_since_best)
                 break
 
-    wall = time.perf_counter() - t0
+    wall = wall_before + time.perf_counter() - t0
     if not (out / "model.pt").exists():  # max_epochs reached without any evaluation cannot happen, but be safe
         atomic_torch_save(_checkpoint(cfg, ds, best_state, best_epoch, best_score), out / "model.pt")
     atomic_write_text(out / "train_log.csv", pd.DataFrame(rows).to_csv(index=False))
@@ -169,9 +213,33 @@ def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path) -> dict[str, Any]:
         "existing_users": int(len(split.existing)),
         "new_users": int(len(split.new)),
         "rows_per_epoch": int(sampler.n_units),
+        "resumed_at_epochs": resumed_at,
     }
     atomic_write_text(out / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+    (out / RESUME).unlink(missing_ok=True)
     return summary
+
+
+def _dataset_id(ds: SeqDataset) -> dict[str, Any]:
+    return {"name": ds.name, "n_items": ds.n_items, "n_users": ds.n_users, "interactions": int(ds.n_interactions)}
+
+
+def _load_resume(path: Path, cfg: RunConfig, ds: SeqDataset, device: torch.device) -> dict[str, Any] | None:
+    """The saved state at ``path`` if it belongs to this config and dataset, else None (with a log line)."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # an unreadable file cannot be resumed from; it will be overwritten
+        log.warning("ignoring %s (unreadable: %s); training from scratch", path, e)
+        return None
+    if saved.get("config") != cfg.to_dict() or saved.get("dataset") != _dataset_id(ds):
+        log.warning("ignoring %s: written for another config or dataset; training from scratch", path)
+        return None
+    saved["torch_rng"] = saved["torch_rng"].cpu()
+    if saved.get("cuda_rng") is not None:
+        saved["cuda_rng"] = saved["cuda_rng"].cpu()
+    return saved
 
 
 def _checkpoint(cfg: RunConfig, ds: SeqDataset, state: dict, epoch: int, score: float) -> dict[str, Any]:

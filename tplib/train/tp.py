@@ -347,6 +347,19 @@ class TPUpdater:
         return seqs, pos, neg, users, labels
 
     # ------------------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs beyond the model: the discriminator, both Adams, the user-order generator and
+        the outer-step count (it paces the diagnostics). ``_gbuf`` is all zeros between outer steps."""
+        return {"disc": self.disc.state_dict(), "opt": self.opt.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "rng": self.rng.bit_generator.state, "outer_steps": self.outer_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.disc.load_state_dict(state["disc"])
+        self.opt.load_state_dict(state["opt"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.bit_generator.state = state["rng"]
+        self.outer_steps = state["outer_steps"]
+
     def run_epoch(self, sampler: TrainSampler, bar: tqdm) -> dict[str, float]:
         n = len(sampler.users)
         per_step = self.tp.k * self.tp.P

@@ -1,0 +1,119 @@
+"""A killed run resumes from its last validation and ends exactly where an uninterrupted run ends."""
+
+import json
+
+import pytest
+import torch
+
+import tplib.train.loop as loop
+from tplib.config import build_config, parse_sets
+from tplib.train.loop import RESUME, fit
+
+from test_determinism import synthetic
+
+SETS = ["train.max_epochs=4", "train.eval_every=1", "model.max_len=20", "tp.diag_every=1"]
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_at_epoch(monkeypatch, n: int) -> None:
+    """Make the n-th call of the updater's run_epoch raise, as a kill in the middle of epoch n would."""
+    make = loop.make_updater
+
+    def make_killable(*args):
+        updater = make(*args)
+        run_epoch, calls = updater.run_epoch, [0]
+
+        def run(*a):
+            calls[0] += 1
+            if calls[0] == n:
+                raise Killed
+            return run_epoch(*a)
+
+        updater.run_epoch = run
+        return updater
+
+    monkeypatch.setattr(loop, "make_updater", make_killable)
+
+
+def finished(run):
+    state = torch.load(run / "model.pt", weights_only=False)
+    log = [line.split(",") for line in (run / "train_log.csv").read_text().splitlines()]
+    cols = [i for i, c in enumerate(log[0]) if not c.endswith("seconds")]  # timings differ from run to run
+    return state, [[r[i] for i in cols] for r in log], json.loads((run / "train_summary.json").read_text())
+
+
+@pytest.mark.parametrize("backbone, method", [("sasrec", "baseline"), ("gru4rec", "tp"), ("caser", "tp")])
+def test_killed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, backbone, method):
+    ds = synthetic()
+    cfg = build_config(backbone, method, 3, ds.name, parse_sets(SETS))
+    fit(cfg, ds, tmp_path / "straight")
+
+    with monkeypatch.context() as m:
+        kill_at_epoch(m, 3)
+        with pytest.raises(Killed):
+            fit(cfg, ds, tmp_path / "killed")
+    assert (tmp_path / "killed" / RESUME).is_file() and not (tmp_path / "killed" / "train_summary.json").exists()
+    (tmp_path / "killed" / "model.pt").unlink()  # Snakemake deletes an unfinished job's outputs
+    fit(cfg, ds, tmp_path / "killed")
+
+    a, b = finished(tmp_path / "straight"), finished(tmp_path / "killed")
+    assert a[1] == b[1]  # every epoch's losses and validation metrics, to the last digit
+    assert a[0]["epoch"] == b[0]["epoch"]
+    for name, t in a[0]["state_dict"].items():
+        assert torch.equal(t, b[0]["state_dict"][name]), name
+    assert b[2]["resumed_at_epochs"] == [2] and a[2]["resumed_at_epochs"] == []
+    assert b[2]["epochs_run"] == a[2]["epochs_run"] == 4
+    assert not (tmp_path / "killed" / RESUME).exists()  # a finished run keeps no resume state
+
+
+def test_resume_state_of_another_config_is_ignored(tmp_path, monkeypatch):
+    ds = synthetic()
+    cfg = build_config("sasrec", "baseline", 3, ds.name, parse_sets(SETS))
+    with monkeypatch.context() as m:
+        kill_at_epoch(m, 3)
+        with pytest.raises(Killed):
+            fit(cfg, ds, tmp_path / "run")
+    other = build_config("sasrec", "baseline", 3, ds.name, parse_sets([*SETS, "train.lr=0.002"]))
+    summary = fit(other, ds, tmp_path / "run")
+    assert summary["resumed_at_epochs"] == [] and summary["epochs_run"] == 4
+    fit(other, ds, tmp_path / "fresh")
+    assert finished(tmp_path / "run")[1] == finished(tmp_path / "fresh")[1]
+
+
+def test_no_resume_starts_from_scratch(tmp_path, monkeypatch):
+    ds = synthetic()
+    cfg = build_config("sasrec", "baseline", 3, ds.name, parse_sets(SETS))
+    with monkeypatch.context() as m:
+        kill_at_epoch(m, 3)
+        with pytest.raises(Killed):
+            fit(cfg, ds, tmp_path / "run")
+    assert fit(cfg, ds, tmp_path / "run", resume=False)["resumed_at_epochs"] == []
+
+
+def test_an_early_stopped_run_resumes_to_its_end(tmp_path, monkeypatch):
+    """Killed after the evaluation that stopped it (before the summary): resuming trains no further epoch."""
+    ds = synthetic()
+    sets = [*SETS, "train.max_epochs=30", "train.patience=0", "train.lr=0.05"]
+    cfg = build_config("sasrec", "baseline", 3, ds.name, parse_sets(sets))
+    straight = fit(cfg, ds, tmp_path / "straight")
+    assert straight["epochs_run"] < 30  # the setting does stop early
+    monkeypatch.setattr(loop, "atomic_write_text", _fail_on_summary(loop.atomic_write_text))
+    with pytest.raises(Killed):
+        fit(cfg, ds, tmp_path / "killed")
+    monkeypatch.undo()
+    resumed = fit(cfg, ds, tmp_path / "killed")
+    assert resumed["resumed_at_epochs"] == [straight["epochs_run"]]
+    assert resumed["epochs_run"] == straight["epochs_run"]
+    assert finished(tmp_path / "killed")[1] == finished(tmp_path / "straight")[1]
+
+
+def _fail_on_summary(write):
+    def w(path, text):
+        if str(path).endswith("train_summary.json"):
+            raise Killed
+        return write(path, text)
+
+    return w
