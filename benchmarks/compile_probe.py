@@ -1,0 +1,84 @@
+"""Does ``torch.compile`` speed up TP's vectorised outer step? A probe, not part of the trainer.
+
+    python benchmarks/compile_probe.py --data results/data/game --backbone sasrec --mode compile [--P 64] [--steps 20]
+
+Runs ``--steps`` outer steps (after 8 warm-up steps, which absorb the compilations) on random users, one torch
+thread, and prints milliseconds per step. Both modes pad each chain's local item/user tables to the next power of
+two (padding rows get zero gradients: the update is unchanged), so that ``--mode compile`` sees few distinct shapes
+(otherwise it recompiles at nearly every step); ``--mode compile`` wraps the ``torch.func.vmap`` of the inner
+gradient in ``torch.compile(dynamic=False)``. Compiling the inner gradient alone (inside vmap) runs eagerly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import textwrap
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import tplib.train.tp as tp
+from tplib.config import build_config, parse_sets
+from tplib.data.dataset import SeqDataset, make_split
+from tplib.train.loop import build_training
+
+
+def pad_tables_to_powers_of_two() -> None:
+    src = textwrap.dedent(inspect.getsource(tp.TPUpdater._vmap_group))
+    old = "width = max(len(r[kind]) for r in own)"
+    assert old in src, "TPUpdater._vmap_group changed: update this probe"
+    src = src.replace(old, "width = 1 << (max(len(r[kind]) for r in own) - 1).bit_length()")
+    ns: dict = {}
+    exec(src, tp.__dict__, ns)
+    tp.TPUpdater._vmap_group = ns["_vmap_group"]
+
+
+def compile_vmap() -> None:
+    """tp.py calls torch.func.vmap(self._grad_vmap, ...) each step: hand it a cached, compiled vmap instead."""
+    cache: dict[int, object] = {}
+
+    def vmap(f, *a, **kw):
+        if id(f) not in cache:
+            cache[id(f)] = torch.compile(torch.func.vmap(f, *a, **kw), dynamic=False)
+        return cache[id(f)]
+
+    func = types.SimpleNamespace(vmap=vmap, grad=torch.func.grad, functional_call=torch.func.functional_call)
+    tp.torch = types.SimpleNamespace(**{k: getattr(torch, k) for k in dir(torch) if not k.startswith("__")})
+    tp.torch.func = func
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--backbone", required=True, choices=["gru4rec", "caser", "sasrec"])
+    ap.add_argument("--mode", required=True, choices=["eager", "compile"])
+    ap.add_argument("--P", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=20)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    pad_tables_to_powers_of_two()
+    if args.mode == "compile":
+        compile_vmap()
+    ds = SeqDataset.load(Path(args.data))
+    cfg = build_config(args.backbone, "tp", 0, ds.name, parse_sets([f"tp.P={args.P}"]))
+    torch.manual_seed(0)
+    model, sampler, up = build_training(cfg, ds, make_split(ds, 0), torch.device("cpu"))
+    users = np.random.default_rng(0).integers(0, len(sampler.users), size=(args.steps + 8, args.P, cfg.tp.k))
+    model.train()
+    t = time.perf_counter()
+    for s in range(8):
+        up.outer_step(sampler, users[s])
+    warm = time.perf_counter() - t
+    t = time.perf_counter()
+    for s in range(8, args.steps + 8):
+        up.outer_step(sampler, users[s])
+    ms = (time.perf_counter() - t) / args.steps * 1000
+    print(f"{ds.name} {args.backbone} P={args.P} {args.mode}: {ms:.1f} ms per outer step ({warm:.1f} s warm-up)")
+
+
+if __name__ == "__main__":
+    main()
