@@ -38,6 +38,14 @@ def kill_at_epoch(monkeypatch, n: int) -> None:
     monkeypatch.setattr(loop, "make_updater", make_killable)
 
 
+def killed_fit(monkeypatch, cfg, ds, out, at: int = 3) -> None:
+    """``fit`` killed in the middle of epoch ``at``."""
+    with monkeypatch.context() as m:
+        kill_at_epoch(m, at)
+        with pytest.raises(Killed):
+            fit(cfg, ds, out)
+
+
 def finished(run):
     state = torch.load(run / "model.pt", weights_only=False)
     log = [line.split(",") for line in (run / "train_log.csv").read_text().splitlines()]
@@ -51,10 +59,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, backbone,
     cfg = build_config(backbone, method, 3, ds.name, parse_sets(SETS))
     fit(cfg, ds, tmp_path / "straight")
 
-    with monkeypatch.context() as m:
-        kill_at_epoch(m, 3)
-        with pytest.raises(Killed):
-            fit(cfg, ds, tmp_path / "killed")
+    killed_fit(monkeypatch, cfg, ds, tmp_path / "killed")
     assert (tmp_path / "killed" / RESUME).is_file() and not (tmp_path / "killed" / "train_summary.json").exists()
     (tmp_path / "killed" / "model.pt").unlink()  # Snakemake deletes an unfinished job's outputs
     fit(cfg, ds, tmp_path / "killed")
@@ -72,10 +77,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, backbone,
 def test_resume_state_of_another_config_is_ignored(tmp_path, monkeypatch):
     ds = synthetic()
     cfg = build_config("sasrec", "baseline", 3, ds.name, parse_sets(SETS))
-    with monkeypatch.context() as m:
-        kill_at_epoch(m, 3)
-        with pytest.raises(Killed):
-            fit(cfg, ds, tmp_path / "run")
+    killed_fit(monkeypatch, cfg, ds, tmp_path / "run")
     other = build_config("sasrec", "baseline", 3, ds.name, parse_sets([*SETS, "train.lr=0.002"]))
     summary = fit(other, ds, tmp_path / "run")
     assert summary["resumed_at_epochs"] == [] and summary["epochs_run"] == 4
@@ -86,10 +88,7 @@ def test_resume_state_of_another_config_is_ignored(tmp_path, monkeypatch):
 def test_no_resume_starts_from_scratch(tmp_path, monkeypatch):
     ds = synthetic()
     cfg = build_config("sasrec", "baseline", 3, ds.name, parse_sets(SETS))
-    with monkeypatch.context() as m:
-        kill_at_epoch(m, 3)
-        with pytest.raises(Killed):
-            fit(cfg, ds, tmp_path / "run")
+    killed_fit(monkeypatch, cfg, ds, tmp_path / "run")
     assert fit(cfg, ds, tmp_path / "run", resume=False)["resumed_at_epochs"] == []
 
 
