@@ -41,3 +41,8 @@ bash results/stopping/aggregate.sh 64
 # Session 5: the MovieTweetings SASRec ablations (Figures 6-7) for seeds 1 and 2 (seed 0: session 3)
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-movietweetings-ablation.yaml --until evaluate
 bash results/aggregate_finished.sh
+# Session 6: MovieTweetings ablations (Figures 6-7) for GRU4Rec and Caser, seed 0, in one single-core lane; ML1M
+# Caser in another (TP seeds 0-2, then the baselines, which resume from their last validation across sessions).
+snakemake --cores 1 --configfile config/cpu-run.yaml config/cpu-run-movietweetings-ablation-gru4rec-caser.yaml --until evaluate
+snakemake --cores 1 --configfile config/cpu-run.yaml config/cpu-run-ml1m-caser.yaml --until evaluate
+bash results/aggregate_finished.sh

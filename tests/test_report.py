@@ -567,13 +567,15 @@ def test_empty_aggregate_renders_everything_as_not_run(tmp_path):
     assert "Not run: Music, Game, ML1M, MovieTweetings" in html
 
 
-def test_ablation_figures_use_the_seeds_every_point_has(tmp_path, monkeypatch):
-    """ML1M's ablation points have seeds 0-1 while its main point (k=2, λ=0.1) and baseline have 0-2: every point
-    of Figures 6-7, and the baseline line, is summarised over seeds 0-1 only, and the figure is told so."""
+def _ablation_calls(tmp_path, monkeypatch, drop=None):
+    """Figures 6-7 built from the ML1M fixture (without the tidy rows ``drop`` selects): fig_ablation's calls."""
     from tplib.report import figures as F
     from tplib.report.render import build_figures, load_aggregate
 
     write_fixture(tmp_path / "agg", datasets=("ml1m",))
+    if drop is not None:
+        runs = pd.read_csv(tmp_path / "agg" / "runs.csv")
+        runs[~drop(runs)].to_csv(tmp_path / "agg" / "runs.csv", index=False)
     agg = load_aggregate(tmp_path / "agg")
     calls = []
     real = F.fig_ablation
@@ -581,10 +583,34 @@ def test_ablation_figures_use_the_seeds_every_point_has(tmp_path, monkeypatch):
         tp, base, *a, **kw))
     build_figures(agg, 2, 0.1, ["ml1m"], list(PAPER_BACKBONES), tmp_path / "figs")
     assert len(calls) == 2  # Figure 6 (k) and Figure 7 (λ) for ML1M
+    return agg, calls
+
+
+def test_ablation_seeds_are_chosen_per_backbone(tmp_path, monkeypatch):
+    """GRU4Rec's ablations without seed 1: its column uses seed 0 (baseline included), SASRec's keeps 0-1."""
+
+    def drop(r):
+        return (r.backbone == "gru4rec") & (r.seed == 1) & (r.method == "tp") & ~((r.k == 2) & (r.lam == 0.1))
+
+    agg, calls = _ablation_calls(tmp_path, monkeypatch, drop)
+    for tp, base, args, kw in calls:
+        assert kw["seeds"]["gru4rec"] == [0] and kw["seeds"]["sasrec"] == [0, 1]
+        assert set(tp.loc[tp.backbone == "gru4rec", "n"]) == {1} and set(tp.loc[tp.backbone == "sasrec", "n"]) == {2}
+        assert set(base.loc[base.backbone == "gru4rec", "n"]) == {1}
+        assert set(base.loc[base.backbone == "sasrec", "n"]) == {2}
+
+
+def test_ablation_figures_use_the_seeds_every_point_has(tmp_path, monkeypatch):
+    """ML1M's ablation points (GRU4Rec, SASRec) have seeds 0-1 while their main point (k=2, λ=0.1) and baseline
+    have 0-2: every point of those columns of Figures 6-7, and the baseline line, is summarised over seeds 0-1
+    only, and the figure is told so. Caser has only its main point: seeds 0-2."""
+    agg, calls = _ablation_calls(tmp_path, monkeypatch)
     runs = agg.runs
     for tp, base, args, kw in calls:
-        assert kw["seeds"] == [0, 1]
-        assert set(tp["n"]) == {2} and set(base["n"]) == {2}  # the main point too, not its 3 seeds
+        assert kw["seeds"] == {"caser": [0, 1, 2], "gru4rec": [0, 1], "sasrec": [0, 1]}
+        assert set(tp.loc[tp.backbone != "caser", "n"]) == {2}  # the main point too, not its 3 seeds
+        assert set(base.loc[base.backbone != "caser", "n"]) == {2}
+        assert set(tp.loc[tp.backbone == "caser", "n"]) == {3}
         b = base[(base.backbone == "sasrec") & (base.group == "existing") & (base.subset == "all")
                  & (base.metric == "HR") & (base.N == 10)]
         want = runs[(runs.method == "baseline") & (runs.backbone == "sasrec") & (runs.group == "existing")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,11 +189,12 @@ def fig_ablation(
     param: str,
     values: Sequence[float],
     N: int = 10,
-    seeds: Sequence[int] = (),
+    seeds: Mapping[str, Sequence[int]] | None = None,
 ) -> Figure:
     """Figures 6 and 7: TP's HR@N and NDCG@N (rows) against ``param`` ("k" or "lam") for existing (solid) and
-    new (dashed) users, per backbone (columns); the baseline (summarised over the same ``seeds``, which the title
-    names) as thin horizontal lines. λ is drawn at evenly spaced positions (its grid spans 0 and four decades)."""
+    new (dashed) users, per backbone (columns); the baseline (summarised over the same seeds as its column's
+    points: ``seeds[backbone]``, which the column's title names) as thin horizontal lines. λ is drawn at evenly
+    spaced positions (its grid spans 0 and four decades)."""
     fig, axes = _new_figure(2, len(backbones), 3.3, 2.4)
     categorical = param == "lam"
     pos = {v: (i if categorical else v) for i, v in enumerate(values)}
@@ -231,7 +232,7 @@ def fig_ablation(
                 ax.set_xticks([pos[v] for v in values], [_fmt_param(v) for v in values])
                 ax.grid(alpha=0.3)
             if i == 0:
-                ax.set_title(label(bb))
+                ax.set_title(f"{label(bb)} ({_seeds_text((seeds or {}).get(bb, ()))})" if drawn else label(bb))
             if j == 0:
                 ax.set_ylabel(f"{metric}@{N}")
             if i == 1 and drawn:
@@ -239,9 +240,17 @@ def fig_ablation(
     order = sorted(handles, key=lambda s: (not s.startswith("TP"), "new" in s))
     _legend(fig, [handles[k] for k in order], order)
     what = "inner update count k" if param == "k" else "adversarial weight λ"
-    over = ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(x) for x in seeds) if seeds else "seeds"
-    fig.suptitle(f"{label(dataset)}: TP against the {what} (mean ± std over {over})", fontsize=11)
+    fig.suptitle(f"{label(dataset)}: TP against the {what} (mean ± std over the seeds each column names)",
+                 fontsize=11)
     return fig
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    if not seeds:
+        return "seeds"
+    if len(seeds) > 2 and list(seeds) == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}–{seeds[-1]}"
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(x) for x in seeds)
 
 
 def _fmt_param(v: float) -> str:

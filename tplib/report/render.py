@@ -210,8 +210,8 @@ def _ablation_runs(runs: pd.DataFrame, fixed_col: str, fixed: float) -> pd.DataF
 
 
 def _shared_seeds(tp_runs: pd.DataFrame, param: str) -> list[int]:
-    """The seeds that every (backbone, ``param`` value) present in ``tp_runs`` has (may be none)."""
-    groups = tp_runs.groupby(["backbone", param], dropna=False)["seed"]
+    """The seeds that every ``param`` value present in ``tp_runs`` (one backbone's) has (may be none)."""
+    groups = tp_runs.groupby(param, dropna=False)["seed"]
     shared = set.intersection(*(set(g) for _, g in groups))
     return sorted(int(x) for x in shared)
 
@@ -933,8 +933,8 @@ def build_figures(
             title,
             "TP's HR@10 and NDCG@10 for existing (solid) and new (dashed) users at each ablation value; "
             "the baseline as thin horizontal lines; error bars: standard deviation over seeds. Every point of "
-            "a dataset's figure, and its baseline, uses the same seeds: those that every ablation value has "
-            "(named in the figure's title). The paper shows ML1M and MovieTweetings (k: worst at 1, flat from "
+            "a backbone's column, and its baseline, uses the same seeds: those that every ablation value of that "
+            "backbone has (named in the column's title). The paper shows ML1M and MovieTweetings (k: worst at 1, flat from "
             "2; λ: best in the middle).",
         )
         ab = _ablation_runs(runs, fixed_col, fixed)
@@ -942,10 +942,16 @@ def build_figures(
             d = ab[(ab["dataset"] == ds).to_numpy(dtype=bool)] if not ab.empty else ab
             values = sorted({float(v) for v in d[param].dropna()}) if not d.empty else []
             if len(values) >= 2:
-                seeds = _shared_seeds(d, param)  # none shared: every point keeps its own (the title says "seeds")
-                use = seeds or sorted(int(x) for x in set(d["seed"]))
-                same = runs[(runs["dataset"] == ds).to_numpy(dtype=bool) & runs["seed"].isin(use).to_numpy(dtype=bool)]
-                cells = summarise(pd.concat([_base_rows(same), d[d["seed"].isin(use).to_numpy(dtype=bool)]]))
+                # Per backbone (a column of the figure), the seeds that all its points have; none shared: every
+                # point keeps its own (the column's title then says "seeds").
+                seeds, parts = {}, []
+                for bb, g in d.groupby("backbone"):
+                    seeds[bb] = _shared_seeds(g, param)
+                    use = seeds[bb] or sorted(int(x) for x in set(g["seed"]))
+                    same = runs[((runs["dataset"] == ds) & (runs["backbone"] == bb)).to_numpy(dtype=bool)
+                                & runs["seed"].isin(use).to_numpy(dtype=bool)]
+                    parts += [_base_rows(same), g[g["seed"].isin(use).to_numpy(dtype=bool)]]
+                cells = summarise(pd.concat(parts))
                 fig = F.fig_ablation(cells[(cells["method"] == "tp").to_numpy(dtype=bool)], _base_rows(cells), ds,
                                      backbones, param, values, seeds=seeds)
                 sec.figures.append(
