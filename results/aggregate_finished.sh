@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Aggregate every FINISHED run of config/cpu-run.yaml (those with metrics.json) and render the report.
 # Used because the session's CPU time ended before the whole run did; unfinished cells read "not run".
+# The runs join those already in the committed results/aggregate (--merge): a session's machine keeps no run
+# folders from the sessions before it, so the committed tables are the record of those runs. A run found here
+# replaces its namesake there.
 set -euo pipefail
 list=$(mktemp)
 for m in $(find results/runs -name metrics.json | sort); do
@@ -10,7 +13,7 @@ for m in $(find results/runs -name metrics.json | sort); do
   if [ -f "$bench" ]; then printf '%s\t%s\n' "$run" "$bench"; else printf '%s\n' "$run"; fi
 done > "$list"
 stats=$(ls results/data/{music,game,ml1m,movietweetings}/stats.json 2>/dev/null || true)
-tp aggregate --runs-list "$list" --stats $stats --out results/aggregate
+tp aggregate --runs-list "$list" --stats $stats --merge results/aggregate --out results/aggregate
 cp config/cpu-run.yaml results/aggregate/config.yaml
 rm -rf results/aggregate/overlays && mkdir -p results/aggregate/overlays  # the overlays results/run_cpu.sh ran
 cp $(grep -o 'config/cpu-run-[a-z0-9-]*\.yaml' results/run_cpu.sh | sort -u) results/aggregate/overlays/

@@ -266,3 +266,54 @@ def test_cli_runs_list(grid, tmp_path, capsys):
     assert main(["aggregate", "--runs", str(runs[0]), "--out", str(out)]) == 2
     assert "metrics.json" in capsys.readouterr().err
     assert main(["aggregate", "--out", str(out)]) == 2
+
+
+def _csvs(folder: Path) -> dict[str, str]:
+    return {name: (folder / f"{name}.csv").read_text() for name in ("runs", "summary", "costs", "diagnostics", "stats")}
+
+
+def test_merging_earlier_aggregates_equals_aggregating_every_run_at_once(grid, tmp_path):
+    """Runs aggregated in two parts (the second merging the first) give the same five files, byte for byte, as
+    all runs at once; merging a folder with no new runs reproduces it; --merge DIR may be --out itself."""
+    runs, benches, stats = grid
+    aggregate(runs, tmp_path / "all", benchmarks=benches, stats=stats)
+    aggregate(runs[:5], tmp_path / "part", benchmarks=benches[:5])  # no stats: they come with the second part
+    aggregate(runs[5:], tmp_path / "merged", benchmarks=benches[5:], stats=stats, merge=[tmp_path / "part"])
+    assert _csvs(tmp_path / "merged") == _csvs(tmp_path / "all")
+    assert main(["aggregate", "--merge", str(tmp_path / "merged"), "--out", str(tmp_path / "merged")]) == 0
+    assert _csvs(tmp_path / "merged") == _csvs(tmp_path / "all")
+    # the summary really pools both parts: the baseline cell has all five seeds
+    summary = pd.read_csv(tmp_path / "merged" / "summary.csv")
+    base = summary[(summary["method"] == "baseline") & (summary["backbone"] == "sasrec")]
+    assert set(base["n"]) == {5}
+
+
+def test_a_new_run_replaces_its_namesake_in_a_merged_aggregate(grid, tmp_path):
+    runs, benches, _ = grid
+    aggregate(runs, tmp_path / "old", benchmarks=benches)
+    rerun, rb = fake_run(tmp_path / "rerun", "sasrec-baseline-0", seed=0, epochs=7, bench_seconds=99.0)
+    tables = aggregate([rerun], tmp_path / "new", benchmarks=[rb], merge=[tmp_path / "old"])
+    costs = tables["costs"]
+    mine = costs[(costs["method"] == "baseline") & (costs["seed"] == 0)]
+    assert len(mine) == 1 and mine["epochs"].item() == 7 and mine["seconds"].item() == 99.0
+    assert len(costs) == len(runs)
+    diag = tables["diagnostics"]
+    assert len(diag[(diag["method"] == "baseline") & (diag["seed"] == 0)]) == 7
+    assert len(tables["runs"]) == len(pd.read_csv(tmp_path / "old" / "runs.csv"))
+
+
+def test_merge_errors_name_the_folder(grid, tmp_path, capsys):
+    from tplib.data.dataset import DataError
+
+    runs, benches, _ = grid
+    aggregate(runs[:3], tmp_path / "a")
+    aggregate(runs[2:4], tmp_path / "b")  # runs[2] is in both
+    with pytest.raises(DataError, match="both hold the run"):
+        aggregate([], tmp_path / "out", merge=[tmp_path / "a", tmp_path / "b"])
+    aggregate([runs[2]], tmp_path / "out", merge=[tmp_path / "a", tmp_path / "b"])  # unless it is a new run
+    (tmp_path / "empty").mkdir()
+    assert main(["aggregate", "--merge", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'empty' / 'runs.csv'}: not found" in capsys.readouterr().err
+    (tmp_path / "a" / "costs.csv").write_text("seconds\n1\n")
+    with pytest.raises(DataError, match=r"costs.csv: lacks the column\(s\) dataset"):
+        aggregate([], tmp_path / "out", merge=[tmp_path / "a"])

@@ -294,8 +294,20 @@ def diagnostics_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
         frames.append(df)
     if not frames:
         return pd.DataFrame(columns=[*RUN_KEYS, "epoch"])
-    out = pd.concat(frames, ignore_index=True, sort=False)
-    return _typed(out).sort_values([*RUN_KEYS, "epoch"], ignore_index=True)
+    return _diagnostics_order(pd.concat(frames, ignore_index=True, sort=False))
+
+
+# The training log's columns in the order `tp train` writes them (a TP run's log has all of them); columns not
+# named here follow in alphabetical order, so the table's layout does not depend on the order runs are read in.
+_LOG_ORDER = ["epoch", "loss", "train_seconds", "valid_HR@10", "valid_NDCG@10", "eval_seconds", "adv_loss", "disc_acc",
+              "outer_steps", *(f"diag_{m}_{p}" for p in ("hh", "ht", "tt") for m in ("dot", "cos", "pairs"))]
+
+
+def _diagnostics_order(df: pd.DataFrame) -> pd.DataFrame:
+    rest = [c for c in df.columns if c not in RUN_KEYS]
+    known = [c for c in _LOG_ORDER if c in rest]
+    cols = [*RUN_KEYS, *known, *sorted(c for c in rest if c not in known)]
+    return _typed(df[cols]).sort_values([*RUN_KEYS, "epoch"], ignore_index=True)
 
 
 def stats_table(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -334,9 +346,16 @@ def aggregate(
     *,
     benchmarks: Sequence[str | Path | None] | None = None,
     stats: Sequence[str | Path] = (),
+    merge: Sequence[str | Path] = (),
 ) -> dict[str, pd.DataFrame]:
     """Read ``runs`` (with their training ``benchmarks``, paired by position) and the datasets' ``stats``;
-    write runs.csv, summary.csv, costs.csv, diagnostics.csv and stats.csv into ``out``; return the tables."""
+    write runs.csv, summary.csv, costs.csv, diagnostics.csv and stats.csv into ``out``; return the tables.
+
+    ``merge``: folders an earlier ``aggregate`` wrote (e.g. the committed results, whose run folders are gone, or
+    the aggregate of another machine's runs). Their runs join the new ones, and the summary is computed over all
+    of them; a run that is both in a merged folder and among ``runs`` (same dataset, backbone, method, seed, k, λ)
+    is taken from ``runs``, a run in two merged folders is an error. A dataset's stats likewise come from
+    ``stats`` first. Merging a folder with no new runs reproduces its tables."""
     if benchmarks is not None and len(benchmarks) != len(runs):
         raise DataError(f"{len(runs)} runs but {len(benchmarks)} benchmark files; give one per run (or none)")
     benches = list(benchmarks) if benchmarks is not None else [None] * len(runs)
@@ -344,7 +363,7 @@ def aggregate(
     loaded = []
     for run, bench in zip(runs, benches):
         r = load_run(run, bench)
-        key = tuple(r["keys"][k] if not pd.isna(r["keys"][k]) else None for k in RUN_KEYS)
+        key = _run_key(r["keys"])
         if key in seen:
             raise DataError(f"{run} and {seen[key]} are the same run ({dict(zip(RUN_KEYS, key))}); list it once")
         seen[key] = str(run)
@@ -355,16 +374,110 @@ def aggregate(
         if loaded
         else tidy_metrics({g: {s: {} for s in SUBSETS} for g in GROUPS}, dict.fromkeys(RUN_KEYS, 0)).iloc[0:0]
     )
-    tidy = _typed(tidy).sort_values([*RUN_KEYS, *METRIC_KEYS], ignore_index=True)
     tables = {
         "runs": tidy,
-        "summary": summarise(tidy),
         "costs": costs_table(loaded),
         "diagnostics": diagnostics_table(loaded),
         "stats": stats_table(stats),
     }
+    if merge:
+        tables = _merge(tables, set(seen), merge)
+    tidy = _typed(tables["runs"]).sort_values([*RUN_KEYS, *METRIC_KEYS], ignore_index=True)
+    tables = {"runs": tidy, "summary": summarise(tidy), **{k: v for k, v in tables.items() if k != "runs"}}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
         atomic_write_text(out / f"{name}.csv", tables[name].to_csv(index=False))
     return tables
+
+
+def _run_key(row: Any) -> tuple:
+    """A run's identity (dataset, backbone, method, seed, k, λ) as a hashable tuple, missing k/λ as None."""
+    out = []
+    for k in RUN_KEYS:
+        v = row[k]
+        if pd.isna(v):
+            out.append(None)
+        elif k in ("seed", "k"):
+            out.append(int(v))
+        elif k == "lam":
+            out.append(float(v))
+        else:
+            out.append(str(v))
+    return tuple(out)
+
+
+def _keys_of(df: pd.DataFrame) -> pd.Series:
+    if df.empty:
+        return pd.Series([], dtype=object)
+    return pd.Series([_run_key(r) for r in df[RUN_KEYS].to_dict("records")], index=df.index)
+
+
+def _read_aggregate(folder: Path) -> dict[str, pd.DataFrame]:
+    """The tables of an earlier ``aggregate`` (runs.csv is required; a missing costs/diagnostics/stats table is
+    read as empty)."""
+    tables = {}
+    for name in ("runs", "costs", "diagnostics", "stats"):
+        path = folder / f"{name}.csv"
+        if not path.is_file():
+            if name == "runs":
+                raise DataError(f"{path}: not found; --merge takes a folder written by `tp aggregate`")
+            tables[name] = pd.DataFrame(columns=RUN_KEYS if name != "stats" else ["dataset"])
+            continue
+        need = ["dataset"] if name == "stats" else RUN_KEYS
+        try:
+            df = pd.read_csv(path, dtype={"dataset": str})
+        except pd.errors.EmptyDataError:  # an empty table (stats.csv when no --stats were given)
+            tables[name] = pd.DataFrame(columns=need)
+            continue
+        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: not a readable CSV ({e}); write it again with `tp aggregate`") from None
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise DataError(f"{path}: lacks the column(s) {', '.join(missing)}; write it again with `tp aggregate`")
+        tables[name] = df if name == "stats" else _typed(df)
+    return tables
+
+
+def _merge(new: dict[str, pd.DataFrame], new_keys: set[tuple], folders: Sequence[str | Path]) -> dict[str, pd.DataFrame]:
+    """``new`` tables plus the runs of earlier aggregates that are not among ``new_keys`` (see :func:`aggregate`)."""
+    parts: dict[str, list[pd.DataFrame]] = {name: [new[name]] for name in new}
+    owner: dict[tuple, str] = {}
+    replaced = 0
+    stats_seen = set(new["stats"]["dataset"]) if "dataset" in new["stats"] else set()
+    for folder in map(Path, folders):
+        old = _read_aggregate(folder)
+        keys = _keys_of(old["runs"])
+        for key in dict.fromkeys(keys):
+            if key in new_keys:
+                replaced += 1
+            elif key in owner:
+                raise DataError(
+                    f"{folder} and {owner[key]} both hold the run {dict(zip(RUN_KEYS, key))}; merge one of them"
+                )
+            else:
+                owner[key] = str(folder)
+        for name in ("runs", "costs", "diagnostics"):
+            df = old[name]
+            keep = ~_keys_of(df).isin(new_keys) if not df.empty else pd.Series([], dtype=bool)
+            parts[name].append(df[keep.to_numpy()] if not df.empty else df)
+        st = old["stats"]
+        if not st.empty:
+            parts["stats"].append(st[~st["dataset"].isin(stats_seen)])
+            stats_seen |= set(st["dataset"])
+    if replaced:
+        log.info("%d run(s) of the merged aggregate(s) replaced by the new run folders", replaced)
+    out = {}
+    for name, frames in parts.items():
+        frames = [f for f in frames if not f.empty]
+        if not frames:
+            out[name] = new[name]
+            continue
+        df = pd.concat(frames, ignore_index=True, sort=False)
+        if name == "stats":
+            out[name] = df.sort_values("dataset", ignore_index=True)
+        elif name == "diagnostics":
+            out[name] = _diagnostics_order(df)
+        else:
+            out[name] = _typed(df).sort_values(RUN_KEYS, ignore_index=True) if name == "costs" else df
+    return out

@@ -4,7 +4,7 @@
     tp train    --data DIR --backbone {gru4rec,caser,sasrec} --method {baseline,tp} --seed S --out RUN [--set k=v ...]
     tp evaluate --data DIR --run RUN --out metrics.json
     tp fetch    --dataset NAME --resources DIR
-    tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] --out DIR
+    tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] [--merge DIR ...] --out DIR
     tp report   --aggregate DIR --out report/report.html [--figures DIR] [--config FILE] [--tp-k K] [--tp-lam L]
 
 Each subcommand parses its arguments and calls one library function. Bad input stops with one line on stderr
@@ -84,11 +84,11 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
         runs += listed
         if benches is not None or any(listed_benches):
             benches = (benches or [None] * (len(runs) - len(listed))) + listed_benches
-    if not runs:
+    if not runs and not args.merge:
         from tplib.data.dataset import DataError
 
-        raise DataError("no runs given; pass --runs RUN ... or --runs-list FILE")
-    tables = aggregate(runs, Path(args.out), benchmarks=benches, stats=args.stats or [])
+        raise DataError("no runs given; pass --runs RUN ..., --runs-list FILE or --merge DIR")
+    tables = aggregate(runs, Path(args.out), benchmarks=benches, stats=args.stats or [], merge=args.merge or [])
     print(", ".join(f"{name}.csv: {len(df)} rows" for name, df in tables.items()))
 
 
@@ -160,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--runs-list", help="a file: one run folder a line, optionally TAB and its benchmark file")
     pa.add_argument("--benchmarks", nargs="+", metavar="TSV", help="training benchmark files, one per --runs")
     pa.add_argument("--stats", nargs="+", metavar="JSON", help="the datasets' stats.json files")
+    pa.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        help="earlier aggregate folders whose runs join these (a run also among --runs is taken from --runs); "
+        "the summary covers all of them. DIR may be --out itself",
+    )
     pa.add_argument("--out", required=True, help="output folder (runs/summary/costs/diagnostics/stats.csv)")
     pa.set_defaults(func=_cmd_aggregate)
 
