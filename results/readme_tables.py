@@ -2,6 +2,7 @@
 regenerated from results/aggregate/summary.csv and the paper's Table 3.
 
     python results/readme_tables.py comparison ml1m caser     # baseline vs TP (k 2, λ 0.1), paper beside
+    python results/readme_tables.py grid music                # the same, every backbone, all users only
     python results/readme_tables.py ablation movietweetings gru4rec   # Figures 6-7: k at λ 0.1, λ at k 2
 
 Mean ± std over the seeds of each cell (ddof 1); TP vs baseline is the relative difference of the paired means and
@@ -33,14 +34,57 @@ def _ms(mean: float, std: float, n: int) -> str:
 def _p(p: float) -> str:
     if math.isnan(p):
         return "—"
-    return f"{p:.3f}" if p < 0.1 else f"{p:.2g}"
+    return f"{p:.4f}" if p < 0.001 else f"{p:.3f}"
+
+
+def _rel(rel: float) -> str:
+    return "—" if math.isnan(rel) else f"{rel * 100:+.0f}%"
+
+
+def _cells(s: pd.DataFrame, paper: pd.DataFrame, group: str, subset: str, metric: str, k: int, lam: float) -> list[str]:
+    """baseline, paper's baseline, TP, paper's TP, TP vs baseline, p for one row of a comparison."""
+    cell = s[(s["group"] == group) & (s["subset"] == subset) & (s["metric"] == metric)]
+    base = cell[cell["method"] == "baseline"]
+    tp = cell[(cell["method"] == "tp") & (cell["k"] == k) & (cell["lam"] == lam)]
+
+    def ours(c: pd.DataFrame) -> str:
+        return _ms(c["mean"].item(), c["std"].item(), int(c["n"].item())) if len(c) else "not run"
+
+    def pub(method: str) -> str:
+        if subset != "all":
+            return "—"
+        v = paper[(paper["group"] == group) & (paper["method"] == method) & (paper["metric"] == metric)]
+        return f"{v['value'].item():.4f}" if len(v) == 1 else "—"
+
+    rel = tp["rel_improvement"].item() if len(tp) else math.nan
+    pv = tp["p_ttest"].item() if len(tp) else math.nan
+    return [ours(base), pub("baseline"), ours(tp), pub("tp"), _rel(rel), _p(pv)]
+
+
+def _load(agg: Path, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    s = pd.read_csv(agg / "summary.csv")
+    paper = paper_table3()
+    return (s[(s["dataset"] == dataset) & (s["N"] == 10)],
+            paper[(paper["dataset"] == dataset) & (paper["N"] == 10)])
+
+
+def grid(agg: Path, dataset: str, backbones: list[str], k: int, lam: float) -> str:
+    s, paper = _load(agg, dataset)
+    out = [
+        "| users | backbone | metric | baseline (ours) | paper | TP (ours) | paper | TP vs baseline | p (t-test) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for group in ("existing", "new"):
+        for b in backbones:
+            for metric in ("HR", "NDCG"):
+                cells = _cells(s[s["backbone"] == b], paper[paper["backbone"] == b], group, "all", metric, k, lam)
+                out.append(f"| {group} | {BACKBONE_LABEL[b]} | {metric}@10 | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def comparison(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> str:
-    s = pd.read_csv(agg / "summary.csv")
-    s = s[(s["dataset"] == dataset) & (s["backbone"] == backbone) & (s["N"] == 10)]
-    paper = paper_table3()
-    paper = paper[(paper["dataset"] == dataset) & (paper["backbone"] == backbone) & (paper["N"] == 10)]
+    s, paper = _load(agg, dataset)
+    s, paper = s[s["backbone"] == backbone], paper[paper["backbone"] == backbone]
     out = [
         "| users | subset | metric | baseline (ours) | paper | TP (ours) | paper | TP vs baseline | p (t-test) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -48,22 +92,8 @@ def comparison(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> st
     rows = [("existing", "all", "HR"), ("existing", "all", "NDCG"), ("existing", "head", "HR"),
             ("existing", "tail", "HR"), ("new", "all", "HR"), ("new", "all", "NDCG")]
     for group, subset, metric in rows:
-        cell = s[(s["group"] == group) & (s["subset"] == subset) & (s["metric"] == metric)]
-        base = cell[cell["method"] == "baseline"]
-        tp = cell[(cell["method"] == "tp") & (cell["k"] == k) & (cell["lam"] == lam)]
-
-        def pub(method: str) -> str:
-            if subset != "all":
-                return "—"
-            v = paper[(paper["group"] == group) & (paper["method"] == method) & (paper["metric"] == metric)]
-            return f"{v['value'].item():.4f}" if len(v) == 1 else "—"
-
-        b = _ms(base["mean"].item(), base["std"].item(), int(base["n"].item())) if len(base) else "not run"
-        t = _ms(tp["mean"].item(), tp["std"].item(), int(tp["n"].item())) if len(tp) else "not run"
-        rel = tp["rel_improvement"].item() if len(tp) else math.nan
-        pv = tp["p_ttest"].item() if len(tp) else math.nan
-        rel_s = "—" if math.isnan(rel) else f"{rel * 100:+.0f}%".replace("+-", "-")
-        out.append(f"| {group} | {subset} | {metric}@10 | {b} | {pub('baseline')} | {t} | {pub('tp')} | {rel_s} | {_p(pv)} |")
+        cells = _cells(s, paper, group, subset, metric, k, lam)
+        out.append(f"| {group} | {subset} | {metric}@10 | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -91,15 +121,21 @@ def ablation(agg: Path, dataset: str, backbone: str, k0: int, lam0: float) -> st
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["comparison", "ablation"])
+    ap.add_argument("kind", choices=["comparison", "ablation", "grid"])
     ap.add_argument("dataset")
-    ap.add_argument("backbone")
+    ap.add_argument("backbone", nargs="*", help="one for comparison/ablation; grid: those to show (default all)")
     ap.add_argument("--aggregate", default="results/aggregate", help="a folder written by `tp aggregate`")
     ap.add_argument("--tp-k", type=int, default=2)
     ap.add_argument("--tp-lam", type=float, default=0.1)
     a = ap.parse_args()
+    agg = Path(a.aggregate)
+    if a.kind == "grid":
+        print(grid(agg, a.dataset, a.backbone or list(BACKBONE_LABEL), a.tp_k, a.tp_lam))
+        return
+    if len(a.backbone) != 1:
+        ap.error(f"{a.kind} takes one backbone")
     fn = comparison if a.kind == "comparison" else ablation
-    print(fn(Path(a.aggregate), a.dataset, a.backbone, a.tp_k, a.tp_lam))
+    print(fn(agg, a.dataset, a.backbone[0], a.tp_k, a.tp_lam))
 
 
 if __name__ == "__main__":
