@@ -16,6 +16,7 @@ TABLES = [
     ("grid", "movietweetings", "gru4rec", "caser"),
     ("comparison", "ml1m", "sasrec"),
     ("comparison", "ml1m", "gru4rec"),
+    ("comparison", "ml1m", "caser"),
     ("ablation", "movietweetings", "sasrec"),
     ("ablation", "movietweetings", "gru4rec"),
     ("ablation", "movietweetings", "caser"),
