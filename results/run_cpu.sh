@@ -46,3 +46,9 @@ bash results/aggregate_finished.sh
 snakemake --cores 1 --configfile config/cpu-run.yaml config/cpu-run-movietweetings-ablation-gru4rec-caser.yaml --until evaluate
 snakemake --cores 1 --configfile config/cpu-run.yaml config/cpu-run-ml1m-caser.yaml --until evaluate
 bash results/aggregate_finished.sh
+# Session 7: ML1M Caser baselines seeds 0-2, from the start (session 6's partial runs and their resume.pt were lost
+# with its machine), then the MovieTweetings GRU4Rec/Caser ablations for seeds 1-2 (the overlay now asks seeds 0-2),
+# as two single-core lanes; aggregate_finished.sh merges the new runs into the committed tables (tp aggregate --merge).
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-ml1m-caser.yaml --until evaluate
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-movietweetings-ablation-gru4rec-caser.yaml --until evaluate
+bash results/aggregate_finished.sh
