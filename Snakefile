@@ -41,8 +41,12 @@ wildcard_constraints:
     seed=r"[0-9]+",
 
 
+# Every run's metrics.json is asked for here, not only through the aggregate: Snakemake does not rebuild a missing
+# input of an output that exists and is up to date (it takes it for a deleted intermediate), and results/aggregate
+# and the report are committed, written by `tp aggregate` outside Snakemake.
 rule all:
     default_target: True
     input:
+        run_files("metrics.json"),
         rules.aggregate.output,
         rules.report.output,
