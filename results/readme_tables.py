@@ -7,8 +7,8 @@ regenerated from results/aggregate/summary.csv and the paper's Table 3.
 
 Mean ± std over the seeds of each cell (ddof 1); TP vs baseline is the relative difference of the paired means and
 p the paired t-test over the seeds both have (summary.csv's rel_improvement and p_ttest). An ablation point is
-summarised over the seeds its row shares with every other point of the row (as the report's Figures 6-7), and the
-table says which seeds those are.
+summarised over the seeds its row shares with every other point of the row that was run (as the report's Figures
+6-7), and the table says which seeds those are.
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ def ablation(agg: Path, dataset: str, backbone: str, k0: int, lam0: float) -> st
     out = []
     for name, points in (("k", [(k, lam0) for k in K_GRID]), ("λ", [(k0, lam) for lam in LAM_GRID])):
         seed_sets = [set(r[(r["k"] == k) & (r["lam"] == lam)]["seed"]) for k, lam in points]
+        seed_sets = [x for x in seed_sets if x]  # points not run at all are shown as such
         shared = sorted(set.intersection(*seed_sets)) if seed_sets else []
         head = [f"k = {k}" if name == "k" else f"λ = {lam:g}" for k, lam in points]
         name_ = BACKBONE_LABEL.get(backbone, backbone)

@@ -17,6 +17,7 @@ TABLES = [
     ("comparison", "ml1m", "sasrec"),
     ("comparison", "ml1m", "gru4rec"),
     ("comparison", "ml1m", "caser"),
+    ("ablation", "ml1m", "sasrec"),
     ("ablation", "movietweetings", "sasrec"),
     ("ablation", "movietweetings", "gru4rec"),
     ("ablation", "movietweetings", "caser"),
