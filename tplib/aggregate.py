@@ -408,9 +408,7 @@ def _run_key(row: Any) -> tuple:
 
 
 def _keys_of(df: pd.DataFrame) -> pd.Series:
-    if df.empty:
-        return pd.Series([], dtype=object)
-    return pd.Series([_run_key(r) for r in df[RUN_KEYS].to_dict("records")], index=df.index)
+    return pd.Series([_run_key(r) for r in df[RUN_KEYS].to_dict("records")], index=df.index, dtype=object)
 
 
 def _read_aggregate(folder: Path) -> dict[str, pd.DataFrame]:
@@ -459,8 +457,8 @@ def _merge(new: dict[str, pd.DataFrame], new_keys: set[tuple], folders: Sequence
                 owner[key] = str(folder)
         for name in ("runs", "costs", "diagnostics"):
             df = old[name]
-            keep = ~_keys_of(df).isin(new_keys) if not df.empty else pd.Series([], dtype=bool)
-            parts[name].append(df[keep.to_numpy()] if not df.empty else df)
+            if not df.empty:
+                parts[name].append(df[~_keys_of(df).isin(new_keys).to_numpy()])
         st = old["stats"]
         if not st.empty:
             parts["stats"].append(st[~st["dataset"].isin(stats_seen)])
@@ -478,6 +476,8 @@ def _merge(new: dict[str, pd.DataFrame], new_keys: set[tuple], folders: Sequence
             out[name] = df.sort_values("dataset", ignore_index=True)
         elif name == "diagnostics":
             out[name] = _diagnostics_order(df)
-        else:
-            out[name] = _typed(df).sort_values(RUN_KEYS, ignore_index=True) if name == "costs" else df
+        elif name == "costs":
+            out[name] = _typed(df).sort_values(RUN_KEYS, ignore_index=True)
+        else:  # runs: sorted with the new ones by aggregate()
+            out[name] = df
     return out
