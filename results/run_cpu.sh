@@ -52,3 +52,6 @@ bash results/aggregate_finished.sh
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-ml1m-caser.yaml --until evaluate
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-movietweetings-ablation-gru4rec-caser.yaml --until evaluate
 bash results/aggregate_finished.sh
+# Session 7: ML1M SASRec ablation (k 1 and 5 at lambda 0.1, lambda 0 and 1 at k 2), seeds 0-2, two single-core lanes
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-ml1m-ablation-sasrec.yaml --until evaluate
+bash results/aggregate_finished.sh
