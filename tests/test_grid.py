@@ -74,3 +74,33 @@ def test_cost_estimate_arithmetic_and_sources():
     assert g["epochs_source"].startswith("dataset")
     gt = est.loc[("gru4rec", "tp")]  # the benchmark has only P = 16 for it: no time for P = 1, said so
     assert math.isnan(gt["s_per_epoch"]) and gt["s_source"] == "none" and math.isnan(gt["core_hours"])
+
+
+def test_tp_stopping_epochs_come_from_the_main_setting_only():
+    """An ablation setting that stops early (λ = 1 collapsing at epoch 4) must not set the main runs' epochs."""
+    def run(k, lam, best, capped, seed):
+        return {"dataset": "d", "backbone": "sasrec", "method": "tp", "k": k, "lam": lam, "s_per_epoch": 10.0,
+                "best_epoch": best, "capped": capped, "seed": seed}
+    capped_main = [run(2, 0.1, 20, True, 0), run(2, 0.1, 20, True, 1)]
+    collapsed = run(2, 1.0, 4, False, 0)
+    est = estimate_cost(CONFIG, pd.DataFrame(capped_main + [collapsed])).set_index(["backbone", "method"])
+    tp = est.loc[("sasrec", "tp")]
+    assert tp["epochs"] == 200 and tp["epochs_source"].startswith("cap")  # the collapsed run is not a stop
+    assert tp["s_per_epoch"] == 10.0  # its time per epoch still counts: it is a run of the cell
+    # a main-setting run that stopped early sets the epochs: best 30, then 10 validations every 5 epochs -> 80
+    stopped = run(2, 0.1, 30, False, 2)
+    est = estimate_cost(CONFIG, pd.DataFrame(capped_main + [collapsed, stopped])).set_index(["backbone", "method"])
+    assert est.loc[("sasrec", "tp"), "epochs"] == 80
+    assert est.loc[("gru4rec", "tp"), "epochs"] == 80  # and, from the same dataset, gru4rec's
+
+
+def test_a_run_under_another_protocol_is_not_a_duplicate():
+    """Same cell and seed in two folders (capped at 20 epochs; trained to early stopping): both count."""
+    def run(path, best, capped):
+        return {"dataset": "d", "backbone": "sasrec", "method": "tp", "seed": 0, "k": 2, "lam": 0.1,
+                "s_per_epoch": 10.0, "best_epoch": best, "capped": capped, "run": path}
+    costs = pd.DataFrame([run("results/runs/d/sasrec/tp/k2_lam0.1/seed0", 20, True),
+                          run("results/schedule/runs/d/sasrec/tp/k2_lam0.1/seed0", 30, False),
+                          run("results/schedule/runs/d/sasrec/tp/k2_lam0.1/seed0", 30, False)])  # listed twice
+    tp = estimate_cost(CONFIG, costs).set_index(["backbone", "method"]).loc[("sasrec", "tp")]
+    assert tp["epochs"] == 80 and tp["s_source"] == "2 run(s)" and tp["epochs_source"] == "cell (1 run(s))"

@@ -11,6 +11,7 @@ import math
 from collections import namedtuple
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tplib.config import build_config, parse_sets
@@ -98,11 +99,19 @@ def estimate_cost(config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFra
     included), else the benchmark's training epoch plus one full-ranking validation every ``eval_every`` epochs.
     Epochs = the config's stopping rule applied to a best epoch: the median best epoch of the cell's runs that
     stopped early, else of the same dataset and method's other backbones, else ``max_epochs`` (a run that hit
-    its cap only shows that its best epoch is at least that late). Returns one row per cell with the sources.
+    its cap only shows that its best epoch is at least that late). TP's best epochs come from runs at the
+    config's ``tp_default`` k and λ only (where ``costs`` has k and lam): an ablation setting can stop far
+    earlier for its own reasons (λ = 1 collapsed ML1M SASRec at epoch 4) and says nothing of the main runs'.
+    Returns one row per cell with the sources.
     """
-    keys = [c for c in ("dataset", "backbone", "method", "seed", "k", "lam") if c in costs]
-    costs = costs.drop_duplicates(subset=keys)  # a run listed in several aggregates counts once
+    # A run listed in several aggregates counts once. Where ``costs`` names each run's folder, runs of the same
+    # cell and seed under another protocol (results/schedule: TP to early stopping) are other runs and count.
+    keys = [c for c in ("dataset", "backbone", "method", "seed", "k", "lam", "run") if c in costs]
+    costs = costs.drop_duplicates(subset=keys)
     free = costs[~costs["capped"].astype(bool)]
+    if {"k", "lam"} <= set(free.columns):  # TP: the main setting's stopping epochs only
+        main = (free["k"] == config["tp_default"]["k"]) & np.isclose(free["lam"], config["tp_default"]["lam"])
+        free = free[(free["method"] != "tp") | main]
     rows = []
     runs = all_runs(config)
     cells = dict.fromkeys((r.dataset, r.backbone, parse_spec(r.spec)[0]) for r in runs)
