@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from tplib.report.paper import BACKBONE_LABEL, paper_table3
+from tplib.report.render import shared_seeds
 
 K_GRID = (1, 2, 3, 4, 5)
 LAM_GRID = (0.0, 0.01, 0.1, 1.0, 10.0)
@@ -103,9 +104,10 @@ def ablation(agg: Path, dataset: str, backbone: str, k0: int, lam0: float) -> st
           & (r["group"] == "existing") & (r["subset"] == "all")]
     out = []
     for name, points in (("k", [(k, lam0) for k in K_GRID]), ("λ", [(k0, lam) for lam in LAM_GRID])):
-        seed_sets = [set(r[(r["k"] == k) & (r["lam"] == lam)]["seed"]) for k, lam in points]
-        seed_sets = [x for x in seed_sets if x]  # points not run at all are shown as such
-        shared = sorted(set.intersection(*seed_sets)) if seed_sets else []
+        # the seeds every point that was run has, as the report's ablation figures take them (points not run at
+        # all are shown as such)
+        at = pd.concat([r[(r["k"] == k) & (r["lam"] == lam)] for k, lam in points])
+        shared = shared_seeds(at, "k" if name == "k" else "lam") if len(at) else []
         head = [f"k = {k}" if name == "k" else f"λ = {lam:g}" for k, lam in points]
         name_ = BACKBONE_LABEL.get(backbone, backbone)
         label = f"{name_}, seed{'s' if len(shared) > 1 else ''} {', '.join(map(str, shared))}" if shared else f"{name_}, no shared seed"

@@ -209,7 +209,7 @@ def _ablation_runs(runs: pd.DataFrame, fixed_col: str, fixed: float) -> pd.DataF
     return tp[(tp["k"] == fixed).fillna(False).to_numpy(dtype=bool)]
 
 
-def _shared_seeds(tp_runs: pd.DataFrame, param: str) -> list[int]:
+def shared_seeds(tp_runs: pd.DataFrame, param: str) -> list[int]:
     """The seeds that every ``param`` value present in ``tp_runs`` (one backbone's) has (may be none)."""
     groups = tp_runs.groupby(param, dropna=False)["seed"]
     shared = set.intersection(*(set(g) for _, g in groups))
@@ -946,7 +946,7 @@ def build_figures(
                 # point keeps its own (the column's title then says "seeds").
                 seeds, parts = {}, []
                 for bb, g in d.groupby("backbone"):
-                    seeds[bb] = _shared_seeds(g, param)
+                    seeds[bb] = shared_seeds(g, param)
                     use = seeds[bb] or sorted(int(x) for x in set(g["seed"]))
                     same = runs[((runs["dataset"] == ds) & (runs["backbone"] == bb)).to_numpy(dtype=bool)
                                 & runs["seed"].isin(use).to_numpy(dtype=bool)]
