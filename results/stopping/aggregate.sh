@@ -2,6 +2,8 @@
 # Aggregate the finished runs of results/stopping/ (both methods, so the paired tests compare like with like).
 # With an argument P: the TP runs of results/stopping/runs-P{P}/ against the baselines of results/stopping/runs/,
 # into results/stopping/aggregate-P{P}/.
+# The runs join those already in the committed aggregate (tp aggregate --merge, as results/aggregate_finished.sh):
+# a session's machine keeps no run folders from the sessions before it; a run found here replaces its namesake.
 set -euo pipefail
 list=$(mktemp)
 datasets=$(ls results/stopping/runs 2>/dev/null || true)
@@ -15,6 +17,8 @@ for m in $(find $dirs -name metrics.json | sort); do
   run=$(dirname "$m")
   [ "$m" -nt "$run/train_summary.json" ] && printf '%s\n' "$run"  # evaluated after its (latest) training only
 done > "$list"
+merge=()
+[ -f "$out/runs.csv" ] && merge=(--merge "$out")
 tp aggregate --runs-list "$list" --stats $(for d in $datasets; do echo results/data/$d/stats.json; done) \
-  --out $out
+  "${merge[@]}" --out $out
 rm -f "$list"
