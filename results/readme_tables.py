@@ -35,6 +35,8 @@ def _ms(mean: float, std: float, n: int) -> str:
 def _p(p: float) -> str:
     if math.isnan(p):
         return "—"
+    if p < 0.0001:
+        return f"{p:.0e}"  # e.g. 3e-06 (four decimals would print 0.0000)
     return f"{p:.4f}" if p < 0.001 else f"{p:.3f}"
 
 

@@ -55,3 +55,12 @@ bash results/aggregate_finished.sh
 # Session 7: ML1M SASRec ablation (k 1 and 5 at lambda 0.1, lambda 0 and 1 at k 2), seeds 0-2, two single-core lanes
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-ml1m-ablation-sasrec.yaml --until evaluate
 bash results/aggregate_finished.sh
+# Session 8: MovieTweetings seeds 3-9 (the overlay now asks seeds 0-9), all three backbones, both methods, as two
+# single-core lanes with explicit targets (each seed's six runs in turn); then GRU4Rec on MovieTweetings under the
+# minimum-epochs rule (results/stopping/, seeds 0-2); then the rest of the ML1M SASRec ablation (k 3, 4 and lambda
+# 0.01, 10; seeds in order, as far as the session's time went).
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-movietweetings.yaml --until evaluate
+for s in 0 1 2; do for m in tp baseline; do bash results/stopping/run.sh $m movietweetings gru4rec $s; done; done
+bash results/stopping/aggregate.sh
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-ml1m-ablation-sasrec.yaml --until evaluate
+bash results/aggregate_finished.sh

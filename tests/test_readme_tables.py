@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = [
     ("grid", "music"),
     ("grid", "game"),
-    ("grid", "movietweetings", "gru4rec", "caser"),
+    ("grid", "movietweetings"),
     ("comparison", "ml1m", "sasrec"),
     ("comparison", "ml1m", "gru4rec"),
     ("comparison", "ml1m", "caser"),
