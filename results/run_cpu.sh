@@ -57,10 +57,10 @@ snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-ml1m-ablatio
 bash results/aggregate_finished.sh
 # Session 8: MovieTweetings seeds 3-9 (the overlay now asks seeds 0-9), all three backbones, both methods, as two
 # single-core lanes with explicit targets (each seed's six runs in turn); then GRU4Rec on MovieTweetings under the
-# minimum-epochs rule (results/stopping/, seeds 0-2); then the rest of the ML1M SASRec ablation (k 3, 4 and lambda
-# 0.01, 10; seeds in order, as far as the session's time went).
+# minimum-epochs rule (results/stopping/, seeds 0-2, then 3-5); then the rest of the ML1M SASRec ablation (k 3, 4
+# and lambda 0.01, 10; seeds 0-2), all as explicit targets/commands on two single-core lanes.
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-movietweetings.yaml --until evaluate
-for s in 0 1 2; do for m in tp baseline; do bash results/stopping/run.sh $m movietweetings gru4rec $s; done; done
+for s in 0 1 2 3 4 5; do for m in tp baseline; do bash results/stopping/run.sh $m movietweetings gru4rec $s; done; done
 bash results/stopping/aggregate.sh
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-ml1m-ablation-sasrec.yaml --until evaluate
 bash results/aggregate_finished.sh
