@@ -317,3 +317,14 @@ def test_merge_errors_name_the_folder(grid, tmp_path, capsys):
     (tmp_path / "a" / "costs.csv").write_text("seconds\n1\n")
     with pytest.raises(DataError, match=r"costs.csv: lacks the column\(s\) dataset"):
         aggregate([], tmp_path / "out", merge=[tmp_path / "a"])
+
+
+def test_an_aggregate_from_before_the_resumes_column_merges_with_it_blank(grid, tmp_path):
+    """Costs written before `resumes` existed: merged, their rows leave it empty (unknown), new rows keep a count."""
+    runs, benches, _ = grid
+    aggregate(runs[:5], tmp_path / "old", benchmarks=benches[:5])
+    old = pd.read_csv(tmp_path / "old" / "costs.csv").drop(columns="resumes")
+    old.to_csv(tmp_path / "old" / "costs.csv", index=False)
+    aggregate(runs[5:], tmp_path / "new", benchmarks=benches[5:], merge=[tmp_path / "old"])
+    col = [line.split(",")[-4] for line in (tmp_path / "new" / "costs.csv").read_text().splitlines()[1:]]
+    assert sorted(set(col)) == ["", "0"], col  # not "0.0"

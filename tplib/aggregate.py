@@ -148,12 +148,14 @@ def tidy_metrics(metrics: dict[str, Any], keys: dict[str, Any]) -> pd.DataFrame:
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    """Stable dtypes for the key columns (k is a nullable integer, λ a float with NaN for baseline runs)."""
+    """Stable dtypes for the key columns (k is a nullable integer, λ a float with NaN for baseline runs) and for
+    costs' ``resumes`` (a nullable count: empty for runs aggregated before the column existed, not 0.0)."""
     df = df.copy()
     if "seed" in df:
         df["seed"] = df["seed"].astype("int64")
-    if "k" in df:
-        df["k"] = df["k"].astype("Int64")
+    for col in ("k", "resumes"):
+        if col in df:
+            df[col] = df[col].astype("Int64")
     if "lam" in df:
         df["lam"] = df["lam"].astype("float64")
     if "N" in df:
