@@ -260,14 +260,24 @@ def test_a_killed_training_job_resumes_when_the_workflow_restarts(tmp_path):
     target = str(run.relative_to(tmp_path) / "train_summary.json")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(CONFIG), str(SMOKE), str(cfg), "--cores", "1", "--", target]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    out = tmp_path / "first-run.log"
+    with out.open("w") as fh:
+        # A process started in the background by a shell without job control (`make test &`, nohup) inherits
+        # SIGINT as ignored, and Python then installs no KeyboardInterrupt handler: Ctrl-C would do nothing. Give
+        # the workflow a terminal's default, as a user's Ctrl-C meets it.
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (run / "resume.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
+    seen = (run / "resume.pt").exists(), proc.poll(), time.time() > deadline
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: to the whole process group, the job's `tp train` included
-    assert proc.wait(timeout=60) != 0  # interrupted, not finished
-    assert (run / "resume.pt").is_file() and not (run / "train_summary.json").exists()
+    rc = proc.wait(timeout=60)
+    train_log = tmp_path / "logs" / "train" / "mt-sample" / "sasrec" / "baseline" / "seed0.log"
+    why = f"(resume.pt seen, rc before SIGINT, deadline passed) = {seen}\n" + out.read_text()[-3000:] + (
+        train_log.read_text()[-2000:] if train_log.exists() else "")
+    assert rc != 0, why  # interrupted, not finished
+    assert (run / "resume.pt").is_file() and not (run / "train_summary.json").exists(), why
 
     # the very same command again (the config must not change for the run to resume)
     res = snakemake(tmp_path, "--cores", "1", "--", target, configfiles=(CONFIG, SMOKE, cfg), timeout=900)
