@@ -4,6 +4,8 @@ regenerated from results/aggregate/summary.csv and the paper's Table 3.
     python results/readme_tables.py comparison ml1m caser     # baseline vs TP (k 2, λ 0.1), paper beside
     python results/readme_tables.py grid music                # the same, every backbone, all users only
     python results/readme_tables.py ablation movietweetings gru4rec   # Figures 6-7: k at λ 0.1, λ at k 2
+    python results/readme_tables.py variant movietweetings sasrec --aggregate results/stopping/aggregate
+                                                              # a comparison with no paper columns (a variant's runs)
 
 Mean ± std over the seeds of each cell (ddof 1); TP vs baseline is the relative difference of the paired means and
 p the paired t-test over the seeds both have (summary.csv's rel_improvement and p_ttest). An ablation point is
@@ -24,6 +26,8 @@ from tplib.report.render import shared_seeds
 
 K_GRID = (1, 2, 3, 4, 5)
 LAM_GRID = (0.0, 0.01, 0.1, 1.0, 10.0)
+COMPARISON_ROWS = [("existing", "all", "HR"), ("existing", "all", "NDCG"), ("existing", "head", "HR"),
+                   ("existing", "tail", "HR"), ("new", "all", "HR"), ("new", "all", "NDCG")]
 
 
 def _ms(mean: float, std: float, n: int) -> str:
@@ -92,11 +96,20 @@ def comparison(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> st
         "| users | subset | metric | baseline (ours) | paper | TP (ours) | paper | TP vs baseline | p (t-test) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    rows = [("existing", "all", "HR"), ("existing", "all", "NDCG"), ("existing", "head", "HR"),
-            ("existing", "tail", "HR"), ("new", "all", "HR"), ("new", "all", "NDCG")]
-    for group, subset, metric in rows:
+    for group, subset, metric in COMPARISON_ROWS:
         cells = _cells(s, paper, group, subset, metric, k, lam)
         out.append(f"| {group} | {subset} | {metric}@10 | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def variant(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> str:
+    """A comparison without the paper's columns: for a variant's own aggregate (results/stopping/README.md)."""
+    s, paper = _load(agg, dataset)
+    s, paper = s[s["backbone"] == backbone], paper[paper["backbone"] == backbone]
+    out = ["| users | subset | metric | baseline | TP | TP vs baseline | p |", "|---|---|---|---|---|---|---|"]
+    for group, subset, metric in COMPARISON_ROWS:
+        base, _, tp, _, rel, pv = _cells(s, paper, group, subset, metric, k, lam)
+        out.append(f"| {group} | {subset} | {metric}@10 | {base} | {tp} | {rel} | {pv} |")
     return "\n".join(out)
 
 
@@ -126,7 +139,7 @@ def ablation(agg: Path, dataset: str, backbone: str, k0: int, lam0: float) -> st
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["comparison", "ablation", "grid"])
+    ap.add_argument("kind", choices=["comparison", "ablation", "grid", "variant"])
     ap.add_argument("dataset")
     ap.add_argument("backbone", nargs="*", help="one for comparison/ablation; grid: those to show (default all)")
     ap.add_argument("--aggregate", default="results/aggregate", help="a folder written by `tp aggregate`")
@@ -139,7 +152,7 @@ def main() -> None:
         return
     if len(a.backbone) != 1:
         ap.error(f"{a.kind} takes one backbone")
-    fn = comparison if a.kind == "comparison" else ablation
+    fn = {"comparison": comparison, "ablation": ablation, "variant": variant}[a.kind]
     print(fn(agg, a.dataset, a.backbone[0], a.tp_k, a.tp_lam))
 
 
