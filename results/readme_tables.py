@@ -6,6 +6,7 @@ regenerated from results/aggregate/summary.csv and the paper's Table 3.
     python results/readme_tables.py ablation movietweetings gru4rec   # Figures 6-7: k at λ 0.1, λ at k 2
     python results/readme_tables.py variant movietweetings sasrec --aggregate results/stopping/aggregate
                                                               # a comparison with no paper columns (a variant's runs)
+    python results/readme_tables.py schedule music            # TP to early stopping (results/schedule) vs baseline
 
 Mean ± std over the seeds of each cell (ddof 1); TP vs baseline is the relative difference of the paired means and
 p the paired t-test over the seeds both have (summary.csv's rel_improvement and p_ttest). An ablation point is
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tplib.aggregate import paired_test
 from tplib.report.paper import BACKBONE_LABEL, paper_table3
 from tplib.report.render import shared_seeds
 
@@ -113,6 +115,63 @@ def variant(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> str:
     return "\n".join(out)
 
 
+def _seed_label(seeds: list[int]) -> str:
+    """0, 1, 2, 5 -> '0–2, 5'."""
+    parts, run = [], [seeds[0]] if seeds else []
+    for s in seeds[1:]:
+        if s == run[-1] + 1:
+            run.append(s)
+        else:
+            parts.append(run)
+            run = [s]
+    parts += [run] if run else []
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in parts) or "none"
+
+
+def schedule(agg: Path, schedule_agg: Path, dataset: str, k: int, lam: float) -> str:
+    """results/schedule: the baseline, TP capped at 20 epochs (the main run), TP trained to early stopping and TP's
+    k = 1, λ = 0 control, each row over the seeds where the baseline and TP-to-early-stopping both ran (the
+    control: the seeds it shares with the baseline). Mean ± std (ddof 1); "vs baseline": relative difference of
+    the paired means and the paired t-test (tplib.aggregate.paired_test, as summary.csv)."""
+    main, sched = pd.read_csv(agg / "runs.csv"), pd.read_csv(schedule_agg / "runs.csv")
+    keep = lambda r: r[(r["dataset"] == dataset) & (r["N"] == 10)]  # noqa: E731
+    main, sched = keep(main), keep(sched)
+    out = ["| users | backbone | metric | seeds | baseline | TP, 20-epoch cap | TP to early stopping | vs baseline "
+           "| control k=1, λ=0 | vs baseline |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def values(r: pd.DataFrame, method: str, kk: int, ll: float) -> pd.Series:
+        r = r[r["method"] == method]
+        if method == "tp":
+            r = r[(r["k"] == kk) & (r["lam"] == ll)]
+        return r.set_index("seed")["value"]
+
+    def col(v: pd.Series, seeds: list[int]) -> str:
+        v = v.reindex(seeds).dropna()
+        return _ms(v.mean(), v.std(ddof=1), len(v)) if len(v) else "—"
+
+    def vs(t: pd.Series, b: pd.Series, seeds: list[int]) -> str:
+        if not seeds:
+            return "—"
+        pt = paired_test(t.loc[seeds].to_numpy(), b.loc[seeds].to_numpy())
+        return f"{_rel(pt['rel_improvement'])} (p {_p(pt['p_ttest'])})"
+
+    for group, subset in (("existing", "all"), ("existing", "tail"), ("new", "all")):
+        for b in [b for b in BACKBONE_LABEL if b in set(sched["backbone"])]:
+            for metric in ("HR", "NDCG"):
+                cell = lambda r: r[(r["backbone"] == b) & (r["group"] == group) & (r["subset"] == subset)  # noqa: E731
+                                   & (r["metric"] == metric)]
+                base = values(cell(sched), "baseline", k, lam)
+                early, ctrl = values(cell(sched), "tp", k, lam), values(cell(sched), "tp", 1, 0.0)
+                capped = values(cell(main), "tp", k, lam)
+                seeds = sorted(set(base.index) & set(early.index))
+                c_seeds = sorted(set(base.index) & set(ctrl.index))
+                users = group if subset == "all" else f"{group}, {subset}"
+                out.append(f"| {users} | {b} | {metric}@10 | {_seed_label(seeds)} | {col(base, seeds)} | "
+                           f"{col(capped, seeds)} | {col(early, seeds)} | {vs(early, base, seeds)} | "
+                           f"{col(ctrl, c_seeds)} | {vs(ctrl, base, c_seeds)} |")
+    return "\n".join(out)
+
+
 def ablation(agg: Path, dataset: str, backbone: str, k0: int, lam0: float) -> str:
     r = pd.read_csv(agg / "runs.csv")
     r = r[(r["dataset"] == dataset) & (r["backbone"] == backbone) & (r["method"] == "tp") & (r["N"] == 10)
@@ -139,14 +198,19 @@ def ablation(agg: Path, dataset: str, backbone: str, k0: int, lam0: float) -> st
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["comparison", "ablation", "grid", "variant"])
+    ap.add_argument("kind", choices=["comparison", "ablation", "grid", "variant", "schedule"])
     ap.add_argument("dataset")
     ap.add_argument("backbone", nargs="*", help="one for comparison/ablation; grid: those to show (default all)")
     ap.add_argument("--aggregate", default="results/aggregate", help="a folder written by `tp aggregate`")
+    ap.add_argument("--schedule-aggregate", default="results/schedule/aggregate",
+                    help="schedule: the aggregate of results/schedule (TP to early stopping, the baselines)")
     ap.add_argument("--tp-k", type=int, default=2)
     ap.add_argument("--tp-lam", type=float, default=0.1)
     a = ap.parse_args()
     agg = Path(a.aggregate)
+    if a.kind == "schedule":
+        print(schedule(agg, Path(a.schedule_aggregate), a.dataset, a.tp_k, a.tp_lam))
+        return
     if a.kind == "grid":
         print(grid(agg, a.dataset, a.backbone or list(BACKBONE_LABEL), a.tp_k, a.tp_lam))
         return

@@ -71,3 +71,17 @@ def test_stopping_readme_p64_table_joins_both_aggregates():
         joined.append("| " + " | ".join(cells(a) + cells(b)[4:]) + " |")
     missing = [row for row in joined if row not in readme]
     assert not missing, "rows that differ from results/stopping/aggregate(-P64):\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("page", ["README.md", "results/schedule/README.md"])
+def test_schedule_table_matches_its_aggregates(page):
+    """Music, TP trained to early stopping (results/schedule/aggregate) beside the main run's capped TP."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "results" / "readme_tables.py"), "schedule", "music"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 3 * 3 * 2, out  # header; existing / existing tail / new × 3 backbones × HR, NDCG
+    text = (ROOT / page).read_text()
+    missing = [row for row in rows if row not in text]
+    assert not missing, f"{page}: rows that differ from results/schedule/aggregate:\n" + "\n".join(missing)
