@@ -91,27 +91,21 @@ def grid(agg: Path, dataset: str, backbones: list[str], k: int, lam: float) -> s
     return "\n".join(out)
 
 
-def comparison(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> str:
+def comparison(agg: Path, dataset: str, backbone: str, k: int, lam: float, paper_columns: bool = True) -> str:
+    """Baseline vs TP for one backbone, the paper beside; without ``paper_columns``, for a variant's own aggregate
+    (results/stopping/README.md)."""
     s, paper = _load(agg, dataset)
     s, paper = s[s["backbone"] == backbone], paper[paper["backbone"] == backbone]
-    out = [
-        "| users | subset | metric | baseline (ours) | paper | TP (ours) | paper | TP vs baseline | p (t-test) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    if paper_columns:
+        head = "| users | subset | metric | baseline (ours) | paper | TP (ours) | paper | TP vs baseline | p (t-test) |"
+    else:
+        head = "| users | subset | metric | baseline | TP | TP vs baseline | p |"
+    out = [head, "|---" * (head.count("|") - 1) + "|"]
     for group, subset, metric in COMPARISON_ROWS:
         cells = _cells(s, paper, group, subset, metric, k, lam)
+        if not paper_columns:
+            cells = [c for i, c in enumerate(cells) if i not in (1, 3)]
         out.append(f"| {group} | {subset} | {metric}@10 | " + " | ".join(cells) + " |")
-    return "\n".join(out)
-
-
-def variant(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> str:
-    """A comparison without the paper's columns: for a variant's own aggregate (results/stopping/README.md)."""
-    s, paper = _load(agg, dataset)
-    s, paper = s[s["backbone"] == backbone], paper[paper["backbone"] == backbone]
-    out = ["| users | subset | metric | baseline | TP | TP vs baseline | p |", "|---|---|---|---|---|---|---|"]
-    for group, subset, metric in COMPARISON_ROWS:
-        base, _, tp, _, rel, pv = _cells(s, paper, group, subset, metric, k, lam)
-        out.append(f"| {group} | {subset} | {metric}@10 | {base} | {tp} | {rel} | {pv} |")
     return "\n".join(out)
 
 
@@ -216,7 +210,10 @@ def main() -> None:
         return
     if len(a.backbone) != 1:
         ap.error(f"{a.kind} takes one backbone")
-    fn = {"comparison": comparison, "ablation": ablation, "variant": variant}[a.kind]
+    if a.kind == "variant":
+        print(comparison(agg, a.dataset, a.backbone[0], a.tp_k, a.tp_lam, paper_columns=False))
+        return
+    fn = comparison if a.kind == "comparison" else ablation
     print(fn(agg, a.dataset, a.backbone[0], a.tp_k, a.tp_lam))
 
 
