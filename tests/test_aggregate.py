@@ -328,3 +328,52 @@ def test_an_aggregate_from_before_the_resumes_column_merges_with_it_blank(grid, 
     aggregate(runs[5:], tmp_path / "new", benchmarks=benches[5:], merge=[tmp_path / "old"])
     col = [line.split(",")[-4] for line in (tmp_path / "new" / "costs.csv").read_text().splitlines()[1:]]
     assert sorted(set(col)) == ["", "0"], col  # not "0.0"
+
+
+def test_merge_runs_script_finds_finished_runs_and_merges_into_its_output(tmp_path):
+    """results/merge_runs.sh (the studies' aggregate.sh call it): finished runs under the given folders, a
+    workflow run with its benchmark file, a study's run without; an unfinished run skipped; the dataset's stats;
+    then a later call adds its new run to the tables the first one wrote, and a call with nothing new keeps them."""
+    import os
+    import subprocess
+    import sys
+
+    def evaluated_after_training(run: Path, yes: bool = True) -> None:  # fake_run writes metrics.json first
+        t = (run / "train_summary.json").stat().st_mtime
+        os.utime(run / ("metrics.json" if yes else "train_summary.json"), (t + 10, t + 10))
+
+    res = tmp_path / "results"
+    study, _ = fake_run(res / "study" / "runs" / "mt-sample" / "sasrec", "baseline/seed0", seed=0)
+    wf, _ = fake_run(res / "runs" / "mt-sample" / "sasrec", "baseline/seed1", seed=1, bench_seconds=None)
+    bench = res / "benchmarks" / "train" / "mt-sample" / "sasrec" / "baseline" / "seed1.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text(BENCH_HEADER + "42.0\t0:00:42\t321.5\t900.1\t1\t1\t0\t0\t50.0\t41.0\n")
+    unfinished, _ = fake_run(res / "study" / "runs" / "mt-sample" / "sasrec", "tp/k2_lam0.1/seed0", method="tp")
+    for run in (study, wf):
+        evaluated_after_training(run)
+    evaluated_after_training(unfinished, False)  # trained again after its evaluation: not finished
+    stats = res / "data" / "mt-sample" / "stats.json"
+    stats.parent.mkdir(parents=True)
+    stats.write_text(json.dumps({"dataset": "mt-sample", "users": 450, "items": 641, "reader_options": {}}))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    script = Path(__file__).resolve().parents[1] / "results" / "merge_runs.sh"
+
+    def merge(*dirs: str) -> None:
+        out = subprocess.run(["bash", str(script), "results/agg", *dirs], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+    merge("results/study/runs", "results/runs")
+    costs = pd.read_csv(res / "agg" / "costs.csv").set_index("seed")
+    assert sorted(costs.index) == [0, 1] and set(costs["method"]) == {"baseline"}
+    assert costs.loc[1, "seconds"] == 42.0 and str(wf).endswith(costs.loc[1, "run"])
+    assert math.isnan(costs.loc[0, "seconds"])  # a study's run has no Snakemake benchmark
+    assert pd.read_csv(res / "agg" / "stats.csv")["dataset"].tolist() == ["mt-sample"]
+
+    evaluated_after_training(unfinished)  # evaluated after its training now: finished
+    merge("results/study/runs/mt-sample/sasrec/tp")  # only the new run's folder: the first two come from agg
+    costs = pd.read_csv(res / "agg" / "costs.csv")
+    assert sorted(zip(costs["method"], costs["seed"])) == [("baseline", 0), ("baseline", 1), ("tp", 0)]
+    before = _csvs(res / "agg")
+    merge("results/nothing-here")
+    assert _csvs(res / "agg") == before

@@ -1,24 +1,13 @@
 #!/usr/bin/env bash
 # Aggregate the finished runs of results/stopping/ (both methods, so the paired tests compare like with like).
-# With an argument P: the TP runs of results/stopping/runs-P{P}/ against the baselines of results/stopping/runs/,
-# into results/stopping/aggregate-P{P}/.
-# The runs join those already in the committed aggregate (tp aggregate --merge, as results/aggregate_finished.sh):
-# a session's machine keeps no run folders from the sessions before it; a run found here replaces its namesake.
+# With an argument P: the TP runs of results/stopping/runs-P{P}/ against the baselines of results/stopping/runs/
+# of the same datasets and backbones, into results/stopping/aggregate-P{P}/.
+# The runs join those already in the committed aggregate (results/merge_runs.sh: tp aggregate --merge).
 set -euo pipefail
-list=$(mktemp)
-datasets=$(ls results/stopping/runs 2>/dev/null || true)
 if [ $# -ge 1 ]; then
   [ -d "results/stopping/runs-P$1" ] || { echo "aggregate.sh: no folder results/stopping/runs-P$1 (usage: aggregate.sh [P], e.g. 64)" >&2; exit 2; }
-  dirs="results/stopping/runs-P$1 $(find results/stopping/runs -type d -name baseline)" out=results/stopping/aggregate-P$1
+  baselines=$(cd "results/stopping/runs-P$1" && for db in */*; do [ -d "../runs/$db/baseline" ] && echo "results/stopping/runs/$db/baseline"; done)
+  bash results/merge_runs.sh "results/stopping/aggregate-P$1" "results/stopping/runs-P$1" $baselines
 else
-  dirs=results/stopping/runs out=results/stopping/aggregate
+  bash results/merge_runs.sh results/stopping/aggregate results/stopping/runs
 fi
-for m in $(find $dirs -name metrics.json | sort); do
-  run=$(dirname "$m")
-  [ "$m" -nt "$run/train_summary.json" ] && printf '%s\n' "$run"  # evaluated after its (latest) training only
-done > "$list"
-merge=()
-[ -f "$out/runs.csv" ] && merge=(--merge "$out")
-tp aggregate --runs-list "$list" --stats $(for d in $datasets; do echo results/data/$d/stats.json; done) \
-  "${merge[@]}" --out $out
-rm -f "$list"
