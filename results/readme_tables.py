@@ -91,22 +91,21 @@ def grid(agg: Path, dataset: str, backbones: list[str], k: int, lam: float) -> s
     return "\n".join(out)
 
 
-def comparison(agg: Path, dataset: str, backbone: str, k: int, lam: float, paper_columns: bool = True) -> str:
-    """Baseline vs TP for one backbone, the paper beside; without ``paper_columns``, for a variant's own aggregate
-    (results/stopping/README.md)."""
+def comparison(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> str:
     s, paper = _load(agg, dataset)
     s, paper = s[s["backbone"] == backbone], paper[paper["backbone"] == backbone]
-    if paper_columns:
-        head = "| users | subset | metric | baseline (ours) | paper | TP (ours) | paper | TP vs baseline | p (t-test) |"
-    else:
-        head = "| users | subset | metric | baseline | TP | TP vs baseline | p |"
-    out = [head, "|---" * (head.count("|") - 1) + "|"]
+    out = [
+        "| users | subset | metric | baseline (ours) | paper | TP (ours) | paper | TP vs baseline | p (t-test) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for group, subset, metric in COMPARISON_ROWS:
         cells = _cells(s, paper, group, subset, metric, k, lam)
-        if not paper_columns:
-            cells = [c for i, c in enumerate(cells) if i not in (1, 3)]
         out.append(f"| {group} | {subset} | {metric}@10 | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+# Tables over the seeds that two runs' sets share, from runs.csv (a study's aggregate may hold more seeds of one
+# method than of the other; summary.csv's means are over each cell's own seeds, its paired tests over the shared).
 
 
 def _seed_label(seeds: list[int]) -> str:
@@ -122,47 +121,76 @@ def _seed_label(seeds: list[int]) -> str:
     return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in parts) or "none"
 
 
+def _runs(agg: Path, dataset: str) -> pd.DataFrame:
+    r = pd.read_csv(agg / "runs.csv")
+    return r[(r["dataset"] == dataset) & (r["N"] == 10)]
+
+
+def _per_seed(r: pd.DataFrame, method: str, k: int, lam: float) -> pd.Series:
+    """One cell's values by seed (TP: at k, λ)."""
+    r = r[r["method"] == method]
+    if method == "tp":
+        r = r[(r["k"] == k) & (r["lam"] == lam)]
+    return r.set_index("seed")["value"]
+
+
+def _col(v: pd.Series, seeds: list[int]) -> str:
+    v = v.reindex(seeds).dropna()
+    return _ms(v.mean(), v.std(ddof=1), len(v)) if len(v) else "—"
+
+
+def _vs(t: pd.Series, b: pd.Series, seeds: list[int]) -> tuple[str, str]:
+    """Relative difference of the paired means and the paired t-test p (tplib.aggregate.paired_test, as
+    summary.csv) over ``seeds``."""
+    if not seeds:
+        return "—", "—"
+    pt = paired_test(t.loc[seeds].to_numpy(), b.loc[seeds].to_numpy())
+    return _rel(pt["rel_improvement"]), _p(pt["p_ttest"])
+
+
+def variant(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> str:
+    """Baseline vs TP in a study's own aggregate (results/stopping, results/patience), no paper columns, each row
+    over the seeds both methods ran."""
+    r = _runs(agg, dataset)
+    r = r[r["backbone"] == backbone]
+    out = ["| users | subset | metric | seeds | baseline | TP | TP vs baseline | p |", "|---|---|---|---|---|---|---|---|"]
+    for group, subset, metric in COMPARISON_ROWS:
+        cell = r[(r["group"] == group) & (r["subset"] == subset) & (r["metric"] == metric)]
+        base, tp = _per_seed(cell, "baseline", k, lam), _per_seed(cell, "tp", k, lam)
+        seeds = sorted(set(base.index) & set(tp.index))
+        rel, pv = _vs(tp, base, seeds)
+        out.append(f"| {group} | {subset} | {metric}@10 | {_seed_label(seeds)} | {_col(base, seeds)} | "
+                   f"{_col(tp, seeds)} | {rel} | {pv} |")
+    return "\n".join(out)
+
+
 def schedule(agg: Path, schedule_agg: Path, dataset: str, k: int, lam: float) -> str:
     """results/schedule: the baseline, TP capped at 20 epochs (the main run), TP trained to early stopping and TP's
     k = 1, λ = 0 control, each row over the seeds where the baseline and TP-to-early-stopping both ran (the
     control: the seeds it shares with the baseline). Mean ± std (ddof 1); "vs baseline": relative difference of
-    the paired means and the paired t-test (tplib.aggregate.paired_test, as summary.csv)."""
-    main, sched = pd.read_csv(agg / "runs.csv"), pd.read_csv(schedule_agg / "runs.csv")
-    keep = lambda r: r[(r["dataset"] == dataset) & (r["N"] == 10)]  # noqa: E731
-    main, sched = keep(main), keep(sched)
+    the paired means and the paired t-test."""
+    main, sched = _runs(agg, dataset), _runs(schedule_agg, dataset)
     out = ["| users | backbone | metric | seeds | baseline | TP, 20-epoch cap | TP to early stopping | vs baseline "
            "| control k=1, λ=0 | vs baseline |", "|---|---|---|---|---|---|---|---|---|---|"]
 
-    def values(r: pd.DataFrame, method: str, kk: int, ll: float) -> pd.Series:
-        r = r[r["method"] == method]
-        if method == "tp":
-            r = r[(r["k"] == kk) & (r["lam"] == ll)]
-        return r.set_index("seed")["value"]
-
-    def col(v: pd.Series, seeds: list[int]) -> str:
-        v = v.reindex(seeds).dropna()
-        return _ms(v.mean(), v.std(ddof=1), len(v)) if len(v) else "—"
-
     def vs(t: pd.Series, b: pd.Series, seeds: list[int]) -> str:
-        if not seeds:
-            return "—"
-        pt = paired_test(t.loc[seeds].to_numpy(), b.loc[seeds].to_numpy())
-        return f"{_rel(pt['rel_improvement'])} (p {_p(pt['p_ttest'])})"
+        rel, pv = _vs(t, b, seeds)
+        return "—" if not seeds else f"{rel} (p {pv})"
 
     for group, subset in (("existing", "all"), ("existing", "tail"), ("new", "all")):
         for b in [b for b in BACKBONE_LABEL if b in set(sched["backbone"])]:
             for metric in ("HR", "NDCG"):
                 cell = lambda r: r[(r["backbone"] == b) & (r["group"] == group) & (r["subset"] == subset)  # noqa: E731
                                    & (r["metric"] == metric)]
-                base = values(cell(sched), "baseline", k, lam)
-                early, ctrl = values(cell(sched), "tp", k, lam), values(cell(sched), "tp", 1, 0.0)
-                capped = values(cell(main), "tp", k, lam)
+                base = _per_seed(cell(sched), "baseline", k, lam)
+                early, ctrl = _per_seed(cell(sched), "tp", k, lam), _per_seed(cell(sched), "tp", 1, 0.0)
+                capped = _per_seed(cell(main), "tp", k, lam)
                 seeds = sorted(set(base.index) & set(early.index))
                 c_seeds = sorted(set(base.index) & set(ctrl.index))
                 users = group if subset == "all" else f"{group}, {subset}"
-                out.append(f"| {users} | {b} | {metric}@10 | {_seed_label(seeds)} | {col(base, seeds)} | "
-                           f"{col(capped, seeds)} | {col(early, seeds)} | {vs(early, base, seeds)} | "
-                           f"{col(ctrl, c_seeds)} | {vs(ctrl, base, c_seeds)} |")
+                out.append(f"| {users} | {b} | {metric}@10 | {_seed_label(seeds)} | {_col(base, seeds)} | "
+                           f"{_col(capped, seeds)} | {_col(early, seeds)} | {vs(early, base, seeds)} | "
+                           f"{_col(ctrl, c_seeds)} | {vs(ctrl, base, c_seeds)} |")
     return "\n".join(out)
 
 
@@ -210,10 +238,7 @@ def main() -> None:
         return
     if len(a.backbone) != 1:
         ap.error(f"{a.kind} takes one backbone")
-    if a.kind == "variant":
-        print(comparison(agg, a.dataset, a.backbone[0], a.tp_k, a.tp_lam, paper_columns=False))
-        return
-    fn = comparison if a.kind == "comparison" else ablation
+    fn = {"comparison": comparison, "ablation": ablation, "variant": variant}[a.kind]
     print(fn(agg, a.dataset, a.backbone[0], a.tp_k, a.tp_lam))
 
 
