@@ -153,7 +153,7 @@ def variant(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> str:
     over the seeds both methods ran."""
     r = _runs(agg, dataset)
     r = r[r["backbone"] == backbone]
-    out = ["| users | subset | metric | seeds | baseline | TP | TP vs baseline | p |", "|---|---|---|---|---|---|---|---|"]
+    out = ["| users | subset | metric | seeds | baseline | TP | TP vs baseline | p |", "|---" * 8 + "|"]
     for group, subset, metric in COMPARISON_ROWS:
         cell = r[(r["group"] == group) & (r["subset"] == subset) & (r["metric"] == metric)]
         base, tp = _per_seed(cell, "baseline", k, lam), _per_seed(cell, "tp", k, lam)
