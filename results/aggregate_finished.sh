@@ -24,6 +24,9 @@ fi
 if [ -f results/stopping/aggregate/summary.csv ]; then  # both methods, at least 60 epochs (results/stopping/run.sh)
   variant+=(--variant "at least 60 epochs=results/stopping/aggregate")  # rule: results/stopping/README.md
 fi
+if [ -f results/patience/aggregate/summary.csv ]; then  # both methods, patience 100 epochs (results/patience/run.sh)
+  variant+=(--variant "patience 100 epochs=results/patience/aggregate")  # rule: results/patience/README.md
+fi
 for a in results/stopping/aggregate-P*/summary.csv; do  # the same rule, TP with P vectorised chains (run.sh ... P)
   [ -f "$a" ] || continue
   a=$(dirname "$a")

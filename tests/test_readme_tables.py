@@ -49,14 +49,18 @@ def _variant_rows(backbone: str, aggregate: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
 
 
-@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
-def test_stopping_readme_tables_match_their_aggregate(backbone):
-    """results/stopping/README.md: each backbone's table under the minimum-epochs rule is its aggregate's."""
-    rows = _variant_rows(backbone, "results/stopping/aggregate")
-    readme = (ROOT / "results" / "stopping" / "README.md").read_text()
+STUDY_TABLES = [("stopping", "sasrec"), ("stopping", "gru4rec"), ("patience", "gru4rec")]
+
+
+@pytest.mark.parametrize("study,backbone", STUDY_TABLES, ids=["-".join(t) for t in STUDY_TABLES])
+def test_study_readme_tables_match_their_aggregate(study, backbone):
+    """results/stopping/README.md (minimum-epochs rule) and results/patience/README.md (patience 100 epochs): each
+    backbone's table is what its study's aggregate gives."""
+    rows = _variant_rows(backbone, f"results/{study}/aggregate")
+    readme = (ROOT / "results" / study / "README.md").read_text()
     assert len(rows) == 7
     missing = [row for row in rows if row not in readme]
-    assert not missing, "rows that differ from results/stopping/aggregate:\n" + "\n".join(missing)
+    assert not missing, f"rows that differ from results/{study}/aggregate:\n" + "\n".join(missing)
 
 
 def test_stopping_readme_p64_table_joins_both_aggregates():
