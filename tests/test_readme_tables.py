@@ -40,23 +40,24 @@ def test_readme_table_matches_the_committed_aggregate(args):
     assert not missing, "README rows that differ from results/aggregate:\n" + "\n".join(missing)
 
 
-def _variant_rows(backbone: str, aggregate: str) -> list[str]:
+def _variant_rows(backbone: str, aggregate: str, dataset: str = "movietweetings") -> list[str]:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "results" / "readme_tables.py"), "variant", "movietweetings", backbone,
+        [sys.executable, str(ROOT / "results" / "readme_tables.py"), "variant", dataset, backbone,
          "--aggregate", str(ROOT / aggregate)],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
     return [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
 
 
-STUDY_TABLES = [("stopping", "sasrec"), ("stopping", "gru4rec"), ("patience", "gru4rec")]
+STUDY_TABLES = [("stopping", "movietweetings", "sasrec"), ("stopping", "movietweetings", "gru4rec"),
+                ("patience", "movietweetings", "gru4rec"), ("patience", "music", "gru4rec")]
 
 
-@pytest.mark.parametrize("study,backbone", STUDY_TABLES, ids=["-".join(t) for t in STUDY_TABLES])
-def test_study_readme_tables_match_their_aggregate(study, backbone):
+@pytest.mark.parametrize("study,dataset,backbone", STUDY_TABLES, ids=["-".join(t) for t in STUDY_TABLES])
+def test_study_readme_tables_match_their_aggregate(study, dataset, backbone):
     """results/stopping/README.md (minimum-epochs rule) and results/patience/README.md (patience 100 epochs): each
-    backbone's table is what its study's aggregate gives."""
-    rows = _variant_rows(backbone, f"results/{study}/aggregate")
+    dataset's and backbone's table is what its study's aggregate gives."""
+    rows = _variant_rows(backbone, f"results/{study}/aggregate", dataset)
     readme = (ROOT / "results" / study / "README.md").read_text()
     assert len(rows) == 7
     missing = [row for row in rows if row not in readme]
