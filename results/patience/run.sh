@@ -13,12 +13,5 @@ m=$1 d=$2 b=$3 s=$4
 if [ "$m" = tp ]; then spec=tp/k2_lam0.1; rule="--set train.eval_every=1 --set train.patience=100 --set tp.k=2 --set tp.lam=0.1 --set tp.P=1"
 elif [ "$m" = baseline ]; then spec=baseline; rule="--set train.eval_every=2 --set train.patience=50"
 else echo "run.sh: METHOD must be baseline or tp, got '$m'" >&2; exit 2; fi
-out=results/patience/runs/$d/$b/$spec/seed$s
-mkdir -p "$out"
-if [ ! -f "$out/train_summary.json" ]; then  # written last by tp train (atomically)
-  OMP_NUM_THREADS=1 tp train --data results/data/$d --backbone $b --method $m --seed $s --out "$out" \
-    --set train.threads=1 --set train.progress=false --set train.min_epochs=60 --set train.max_epochs=400 $rule
-fi
-if [ ! -f "$out/metrics.json" ] || [ "$out/train_summary.json" -nt "$out/metrics.json" ]; then
-  OMP_NUM_THREADS=1 tp evaluate --data results/data/$d --run "$out" --out "$out/metrics.json"
-fi
+bash results/train_eval.sh "results/patience/runs/$d/$b/$spec/seed$s" "$d" "$b" "$m" "$s" \
+  --set train.min_epochs=60 --set train.max_epochs=400 $rule

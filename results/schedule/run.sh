@@ -10,13 +10,6 @@
 set -euo pipefail
 d=$1 b=$2 s=$3 k=${4:-2} lam=${5:-0.1}
 out=results/schedule/runs/$d/$b/tp/k${k}_lam${lam}/seed$s
-mkdir -p "$out" results/schedule/logs
-if [ ! -f "$out/train_summary.json" ]; then  # written last by tp train (atomically)
-  OMP_NUM_THREADS=1 tp train --data results/data/$d --backbone $b --method tp --seed $s --out "$out" \
-    --set train.threads=1 --set train.progress=false \
-    --set train.max_epochs=200 --set train.eval_every=1 --set train.patience=20 \
-    --set tp.k=$k --set tp.lam=$lam
-fi
-if [ ! -f "$out/metrics.json" ] || [ "$out/train_summary.json" -nt "$out/metrics.json" ]; then
-  OMP_NUM_THREADS=1 tp evaluate --data results/data/$d --run "$out" --out "$out/metrics.json"
-fi
+mkdir -p results/schedule/logs
+bash results/train_eval.sh "$out" "$d" "$b" tp "$s" \
+  --set train.max_epochs=200 --set train.eval_every=1 --set train.patience=20 --set tp.k=$k --set tp.lam=$lam

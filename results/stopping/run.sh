@@ -18,12 +18,5 @@ if [ "$P" != 1 ]; then
   [ "$m" = tp ] || { echo "run.sh: P applies to tp only, got METHOD=$m P=$P" >&2; exit 2; }
   root=results/stopping/runs-P$P
 fi
-out=$root/$d/$b/$spec/seed$s
-mkdir -p "$out"
-if [ ! -f "$out/train_summary.json" ]; then  # written last by tp train (atomically)
-  OMP_NUM_THREADS=1 tp train --data results/data/$d --backbone $b --method $m --seed $s --out "$out" \
-    --set train.threads=1 --set train.progress=false --set train.min_epochs=60 --set train.max_epochs=200 $rule
-fi
-if [ ! -f "$out/metrics.json" ] || [ "$out/train_summary.json" -nt "$out/metrics.json" ]; then
-  OMP_NUM_THREADS=1 tp evaluate --data results/data/$d --run "$out" --out "$out/metrics.json"
-fi
+bash results/train_eval.sh "$root/$d/$b/$spec/seed$s" "$d" "$b" "$m" "$s" \
+  --set train.min_epochs=60 --set train.max_epochs=200 $rule
