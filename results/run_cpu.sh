@@ -64,3 +64,13 @@ for s in 0 1 2 3 4 5; do for m in tp baseline; do bash results/stopping/run.sh $
 bash results/stopping/aggregate.sh
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-ml1m-ablation-sasrec.yaml --until evaluate
 bash results/aggregate_finished.sh
+# Session 9: MovieTweetings GRU4Rec with a long patience for both methods (results/patience/README.md: baselines
+# seeds 0-9, then TP seeds 0-2); Music seeds 3-9 (the overlay asks seeds 0-9), all three backbones, both methods,
+# as explicit targets on two single-core lanes; Music GRU4Rec under the long-patience rule (baselines seeds 0-2,
+# then TP seeds 0-2).
+for s in 0 1 2 3 4 5 6 7 8 9; do bash results/patience/run.sh baseline movietweetings gru4rec $s; done
+for s in 0 1 2; do bash results/patience/run.sh tp movietweetings gru4rec $s; done
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-music.yaml --until evaluate
+for s in 0 1 2; do for m in baseline tp; do bash results/patience/run.sh $m music gru4rec $s; done; done
+bash results/patience/aggregate.sh
+bash results/aggregate_finished.sh
