@@ -222,7 +222,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("kind", choices=["comparison", "ablation", "grid", "variant", "schedule"])
     ap.add_argument("dataset")
-    ap.add_argument("backbone", nargs="*", help="one for comparison/ablation; grid: those to show (default all)")
+    ap.add_argument("backbone", nargs="*", help="one for comparison, ablation, variant; grid: those to show (default all); schedule: none")
     ap.add_argument("--aggregate", default="results/aggregate", help="a folder written by `tp aggregate`")
     ap.add_argument("--schedule-aggregate", default="results/schedule/aggregate",
                     help="schedule: the aggregate of results/schedule (TP to early stopping, the baselines)")
