@@ -24,29 +24,29 @@ TABLES = [
 ]
 
 
-@pytest.mark.parametrize("args", TABLES, ids=["-".join(a) for a in TABLES])
-def test_readme_table_matches_the_committed_aggregate(args):
-    kind = args[0]
+def _table_rows(*args: str) -> list[str]:
+    """The table lines (header included, separator not) that results/readme_tables.py prints for ``args``."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "results" / "readme_tables.py"), *args],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
+    return [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+
+
+@pytest.mark.parametrize("args", TABLES, ids=["-".join(a) for a in TABLES])
+def test_readme_table_matches_the_committed_aggregate(args):
+    kind = args[0]
     readme = (ROOT / "README.md").read_text()
-    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    rows = _table_rows(*args)
     if kind in ("comparison", "grid"):
         rows = rows[1:]  # the README names the TP column by its protocol (e.g. "TP, 20-epoch cap")
-    assert rows, out
+    assert rows, f"readme_tables.py {' '.join(args)} printed no table"
     missing = [row for row in rows if row not in readme]
     assert not missing, "README rows that differ from results/aggregate:\n" + "\n".join(missing)
 
 
 def _variant_rows(backbone: str, aggregate: str, dataset: str = "movietweetings") -> list[str]:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "results" / "readme_tables.py"), "variant", dataset, backbone,
-         "--aggregate", str(ROOT / aggregate)],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout
-    return [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    return _table_rows("variant", dataset, backbone, "--aggregate", str(ROOT / aggregate))
 
 
 STUDY_TABLES = [("stopping", "movietweetings", "sasrec"), ("stopping", "movietweetings", "gru4rec"),
@@ -81,12 +81,8 @@ def test_stopping_readme_p64_table_joins_both_aggregates():
 @pytest.mark.parametrize("page", ["README.md", "results/schedule/README.md"])
 def test_schedule_table_matches_its_aggregates(page):
     """Music, TP trained to early stopping (results/schedule/aggregate) beside the main run's capped TP."""
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "results" / "readme_tables.py"), "schedule", "music"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout
-    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 1 + 3 * 3 * 2, out  # header; existing / existing tail / new × 3 backbones × HR, NDCG
+    rows = _table_rows("schedule", "music")
+    assert len(rows) == 1 + 3 * 3 * 2, rows  # header; existing / existing tail / new × 3 backbones × HR, NDCG
     text = (ROOT / page).read_text()
     missing = [row for row in rows if row not in text]
     assert not missing, f"{page}: rows that differ from results/schedule/aggregate:\n" + "\n".join(missing)

@@ -6,7 +6,8 @@
 # drew level with TP. Here both methods train at least 60 epochs, at most 400, and stop only after 100 epochs
 # without a better validation NDCG@10: the baseline validates every 2 epochs (patience 50 validations), TP every
 # epoch (patience 100). Everything else is the main run's (TP: k 2, lambda 0.1, alpha 0.1, beta 1e-3, P 1; one
-# torch thread). The rule was set before any run under it.
+# torch thread). The baseline's rule was set before any run under it; running TP under the same rule was decided
+# after the first two baselines had finished (results/patience/README.md).
 # Usage: bash results/patience/run.sh METHOD DATASET BACKBONE SEED   (after the workflow prepared results/data/DATASET)
 set -euo pipefail
 m=$1 d=$2 b=$3 s=$4
