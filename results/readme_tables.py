@@ -195,9 +195,8 @@ def schedule(agg: Path, schedule_agg: Path, dataset: str, k: int, lam: float) ->
 
 
 def ablation(agg: Path, dataset: str, backbone: str, k0: int, lam0: float) -> str:
-    r = pd.read_csv(agg / "runs.csv")
-    r = r[(r["dataset"] == dataset) & (r["backbone"] == backbone) & (r["method"] == "tp") & (r["N"] == 10)
-          & (r["group"] == "existing") & (r["subset"] == "all")]
+    r = _runs(agg, dataset)
+    r = r[(r["backbone"] == backbone) & (r["method"] == "tp") & (r["group"] == "existing") & (r["subset"] == "all")]
     out = []
     for name, points in (("k", [(k, lam0) for k in K_GRID]), ("λ", [(k0, lam) for lam in LAM_GRID])):
         # the seeds every point that was run has, as the report's ablation figures take them (points not run at
