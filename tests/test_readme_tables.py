@@ -50,7 +50,8 @@ def _variant_rows(backbone: str, aggregate: str, dataset: str = "movietweetings"
 
 
 STUDY_TABLES = [("stopping", "movietweetings", "sasrec"), ("stopping", "movietweetings", "gru4rec"),
-                ("patience", "movietweetings", "gru4rec"), ("patience", "music", "gru4rec")]
+                ("patience", "movietweetings", "gru4rec"), ("patience", "music", "gru4rec"),
+                ("patience", "music", "sasrec"), ("patience", "music", "caser")]
 
 
 @pytest.mark.parametrize("study,dataset,backbone", STUDY_TABLES, ids=["-".join(t) for t in STUDY_TABLES])
