@@ -75,9 +75,9 @@ for s in 0 1 2; do for m in baseline tp; do bash results/patience/run.sh $m musi
 bash results/patience/aggregate.sh
 bash results/aggregate_finished.sh
 # Session 10: the same long-patience rule on Music SASRec (both methods, seeds 0-2) and Caser (baselines seeds 0-2,
-# TP seed 0), two single-core lanes; then one Game SASRec baseline (seed 0) on a free core.
+# TP seed 0), two single-core lanes; then Music Caser TP seed 1 and one Game SASRec baseline (seed 0) beside them.
 for s in 0 1 2; do for m in baseline tp; do bash results/patience/run.sh $m music sasrec $s; done; done
-for s in 0 1 2; do bash results/patience/run.sh baseline music caser $s; done; bash results/patience/run.sh tp music caser 0
+for s in 0 1 2; do bash results/patience/run.sh baseline music caser $s; done; for s in 0 1; do bash results/patience/run.sh tp music caser $s; done
 bash results/patience/run.sh baseline game sasrec 0
 bash results/patience/aggregate.sh
 bash results/aggregate_finished.sh
