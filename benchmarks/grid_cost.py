@@ -1,11 +1,14 @@
 """What a workflow config's whole grid costs on one machine, estimated from measured runs. Prints a table.
 
     python benchmarks/grid_cost.py --config config/config.yaml --costs results/aggregate/costs.csv \
-        [more costs.csv ...] [--speed benchmarks/speed-cpu.csv]
+        [more costs.csv ...] [--speed benchmarks/speed-cpu.csv] [--speed-first]
 
 ``--config``: one or more workflow config files, later over earlier (as ``snakemake --configfile``).
 ``--costs``: ``costs.csv`` tables of finished runs (``tp aggregate``), measured on the machine to estimate.
 ``--speed``: per-epoch times from ``benchmarks/speed.py --csv`` for cells without a finished run.
+``--speed-first``: the ``--speed`` times wherever they cover a cell, and the runs only for their stopping epochs (and
+for cells the benchmark lacks): the estimate for another machine, e.g. a GPU benchmark
+(``benchmarks/gpu_check.sh``) with the CPU runs' epochs; "core-h" then means hours of that device, one job at a time.
 The rule behind each number is :func:`tplib.grid.estimate_cost`; every row says where its seconds per epoch
 and its epoch count come from. One torch thread per job: core-hours = job-hours.
 """
@@ -27,11 +30,12 @@ def main() -> None:
     ap.add_argument("--config", nargs="+", required=True)
     ap.add_argument("--costs", nargs="+", required=True)
     ap.add_argument("--speed")
+    ap.add_argument("--speed-first", action="store_true")
     args = ap.parse_args()
     config = reduce(deep_merge, (yaml.safe_load(open(p)) for p in args.config), {})  # as --configfile merges
     costs = pd.concat([pd.read_csv(p) for p in args.costs], ignore_index=True)
     speed = pd.read_csv(args.speed) if args.speed else None
-    est = estimate_cost(config, costs, speed)
+    est = estimate_cost(config, costs, speed, speed_first=args.speed_first)
     head = ["dataset", "backbone", "method", "runs", "s/epoch", "from", "epochs", "from", "h/run", "core-h"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))

@@ -1,13 +1,16 @@
 """Training and evaluation speed of every backbone and method on real prepared data. Prints a table.
 
     python benchmarks/speed.py --data results/data/ml1m results/data/game [--threads 2] [--fraction 0.25] [--tp-P 16 64]
+        [--device cuda]
 
 For each dataset × backbone: baseline seconds per epoch, TP seconds per epoch (P = 1, the paper's algorithm,
 and the vectorised settings ``--tp-P``; P = 64 with k = 2 puts 128 users in an outer step, a baseline
 mini-batch's worth), their ratio to the baseline, and full-ranking evaluation throughput
 (existing users' test items, users per second, seen items masked). An epoch is timed on ``--fraction`` of its
 mini-batches (or outer steps) after one warm-up batch and scaled to a full epoch; the table says so.
-Run it on an otherwise idle machine: it measures wall time.
+Run it on an otherwise idle machine: it measures wall time. On a GPU (``--device cuda``, as
+``benchmarks/gpu_check.sh`` runs it) every timed stretch ends with ``torch.cuda.synchronize()``, so queued kernels
+are counted.
 """
 
 from __future__ import annotations
@@ -25,12 +28,17 @@ import torch
 from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset, make_split
 from tplib.evaluate import rank_users
-from tplib.train.loop import build_for, build_training
+from tplib.train.loop import build_for, build_training, resolve_device
 
 
-def time_baseline(cfg, ds, split, fraction: float) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_baseline(cfg, ds, split, fraction: float, device: torch.device) -> float:
     torch.manual_seed(0)
-    model, sampler, up = build_training(cfg, ds, split, torch.device("cpu"))
+    model, sampler, up = build_training(cfg, ds, split, device)
     n_batches = math.ceil(sampler.n_units / cfg.train.batch_size)
     todo = max(2, int(round(fraction * n_batches)))
     batches = sampler.epoch(cfg.train.batch_size)
@@ -44,15 +52,17 @@ def time_baseline(cfg, ds, split, fraction: float) -> float:
         up.opt.step()
 
     one(next(batches))  # warm-up
+    sync(device)
     t = time.perf_counter()
     for _ in range(todo - 1):
         one(next(batches))
+    sync(device)
     return (time.perf_counter() - t) / (todo - 1) * n_batches
 
 
-def time_tp(cfg, ds, split, fraction: float) -> float:
+def time_tp(cfg, ds, split, fraction: float, device: torch.device) -> float:
     torch.manual_seed(0)
-    model, sampler, up = build_training(cfg, ds, split, torch.device("cpu"))
+    model, sampler, up = build_training(cfg, ds, split, device)
     per_step = cfg.tp.k * cfg.tp.P
     n_steps = math.ceil(len(sampler.users) / per_step)
     todo = max(2, int(round(fraction * n_steps)))
@@ -60,23 +70,27 @@ def time_tp(cfg, ds, split, fraction: float) -> float:
     users = rng.integers(0, len(sampler.users), size=(todo, cfg.tp.P, cfg.tp.k))
     model.train()
     up.outer_step(sampler, users[0])  # warm-up
+    sync(device)
     t = time.perf_counter()
     for s in range(1, todo):
         up.outer_step(sampler, users[s])
+    sync(device)
     return (time.perf_counter() - t) / (todo - 1) * n_steps
 
 
-def time_eval(cfg, ds, split) -> float:
+def time_eval(cfg, ds, split, device: torch.device) -> float:
     torch.manual_seed(0)
-    model = build_for(cfg, ds, torch.device("cpu"))
+    model = build_for(cfg, ds, device)
     users = split.existing
     rank_users(model, ds, users[:64], 1, trained=True)  # warm-up
+    sync(device)
     t = time.perf_counter()
     rank_users(model, ds, users, 1, trained=True, batch_users=cfg.train.eval_batch_users)
+    sync(device)
     return len(users) / (time.perf_counter() - t)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", nargs="+", required=True, help="prepared dataset folders (tp prepare --out)")
     ap.add_argument("--backbones", nargs="+", default=["gru4rec", "caser", "sasrec"])
@@ -86,9 +100,12 @@ def main() -> None:
                     help="parallel chains of the vectorised TP settings (P = 1 is always timed)")
     ap.add_argument("--no-tp", action="store_true")
     ap.add_argument("--csv", help="also write the numbers to this CSV (input of benchmarks/grid_cost.py)")
-    args = ap.parse_args()
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (as train.device)")
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads,"
+    device = resolve_device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"# {where} ({device}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads,"
           f" epoch timed on {args.fraction:.0%} of its steps and scaled")
     head = ["dataset", "backbone", "base s/ep", "TP P=1 s/ep", "ratio"]
     for P in args.tp_P:
@@ -102,10 +119,10 @@ def main() -> None:
         split = make_split(ds, 0)
         for bb in args.backbones:
             cfg = build_config(bb, "baseline", 0, ds.name)
-            base = time_baseline(cfg, ds, split, args.fraction)
-            ups = time_eval(cfg, ds, split)
+            base = time_baseline(cfg, ds, split, args.fraction, device)
+            ups = time_eval(cfg, ds, split, device)
             common = {"dataset": ds.name, "backbone": bb, "eval_all_users_s": ds.n_users / ups,
-                      "threads": torch.get_num_threads()}
+                      "threads": torch.get_num_threads(), "device": str(device)}
             records.append({**common, "method": "baseline", "P": 1, "train_s_per_epoch": base})
             cells = [ds.name, bb, f"{base:.1f}"]
             if args.no_tp:
@@ -113,7 +130,7 @@ def main() -> None:
             else:
                 for P in (1, *args.tp_P):
                     tcfg = build_config(bb, "tp", 0, ds.name, parse_sets([f"tp.P={P}"]))
-                    t = time_tp(tcfg, ds, split, args.fraction if P > 1 else args.fraction / 4)
+                    t = time_tp(tcfg, ds, split, args.fraction if P > 1 else args.fraction / 4, device)
                     cells += [f"{t:.1f}", f"{t / base:.2f}x"]
                     records.append({**common, "method": "tp", "P": P, "train_s_per_epoch": t})
             cells += [f"{ups:,.0f}", f"{ds.n_users / ups:.2f}"]

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tplib.cli import main
 from tplib.config import build_config, parse_sets
@@ -18,8 +19,12 @@ def synthetic(n_users=40, n_items=50, seed=0):
     return SeqDataset.from_sequences("synthetic", seqs, n_items)
 
 
-def run(tmp_path, name, backbone, method, seed, ds):
-    sets = ["train.max_epochs=2", "train.eval_every=1", "model.max_len=20", "tp.diag_every=1"]
+# CUDA runs only where a GPU is present (benchmarks/gpu_check.sh runs this file there); CPU runs everywhere.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))]
+
+
+def run(tmp_path, name, backbone, method, seed, ds, device="cpu"):
+    sets = ["train.max_epochs=2", "train.eval_every=1", "model.max_len=20", "tp.diag_every=1", f"train.device={device}"]
     cfg = build_config(backbone, method, seed, ds.name, parse_sets(sets))
     fit(cfg, ds, tmp_path / name)
     metrics = evaluate_run(ds, tmp_path / name, tmp_path / name / "metrics.json")
@@ -27,16 +32,17 @@ def run(tmp_path, name, backbone, method, seed, ds):
     return metrics, [line.split(",")[:-3] for line in log]  # drop the timing columns
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backbone, method", [("sasrec", "baseline"), ("caser", "tp"), ("gru4rec", "tp")])
-def test_same_seed_same_numbers(tmp_path, backbone, method):
+def test_same_seed_same_numbers(tmp_path, backbone, method, device):
     ds = synthetic()
-    m1, log1 = run(tmp_path, "a", backbone, method, 3, ds)
-    m2, log2 = run(tmp_path, "b", backbone, method, 3, ds)
+    m1, log1 = run(tmp_path, "a", backbone, method, 3, ds, device)
+    m2, log2 = run(tmp_path, "b", backbone, method, 3, ds, device)
     assert m1 == m2
     assert [r[1] for r in log1] == [r[1] for r in log2]  # the per-epoch training loss, to the last digit
     ranks_a = (tmp_path / "a" / "ranks.csv").read_text()
     assert ranks_a == (tmp_path / "b" / "ranks.csv").read_text()
-    m3, log3 = run(tmp_path, "c", backbone, method, 4, ds)
+    m3, log3 = run(tmp_path, "c", backbone, method, 4, ds, device)
     assert [r[1] for r in log1] != [r[1] for r in log3]  # another seed: another run
 
 

@@ -76,6 +76,28 @@ def test_cost_estimate_arithmetic_and_sources():
     assert math.isnan(gt["s_per_epoch"]) and gt["s_source"] == "none" and math.isnan(gt["core_hours"])
 
 
+def test_cost_estimate_speed_first_takes_the_benchmark_over_the_runs():
+    """For another machine (a GPU benchmark beside CPU runs): its seconds per epoch, the runs' stopping epochs."""
+    costs = pd.DataFrame([
+        {"dataset": "d", "backbone": "sasrec", "method": "baseline", "s_per_epoch": 30.0, "best_epoch": 40,
+         "capped": False, "seed": 0},
+        {"dataset": "d", "backbone": "gru4rec", "method": "baseline", "s_per_epoch": 20.0, "best_epoch": 40,
+         "capped": False, "seed": 0},
+    ])
+    speed = pd.DataFrame([  # sasrec only: gru4rec keeps its run's seconds
+        {"dataset": "d", "backbone": "sasrec", "method": "baseline", "P": 1, "train_s_per_epoch": 1.0,
+         "eval_all_users_s": 0.5},
+    ])
+    plain = estimate_cost(CONFIG, costs, speed).set_index(["backbone", "method"])
+    assert plain.loc[("sasrec", "baseline"), "s_per_epoch"] == 30.0  # runs first by default
+    est = estimate_cost(CONFIG, costs, speed, speed_first=True).set_index(["backbone", "method"])
+    s = est.loc[("sasrec", "baseline")]
+    assert s["s_per_epoch"] == 1.0 + 0.5 / 2 and s["s_source"] == "benchmark" and s["epochs"] == 60
+    assert s["epochs_source"].startswith("cell")  # the epochs still come from the run
+    g = est.loc[("gru4rec", "baseline")]
+    assert g["s_per_epoch"] == 20.0 and g["s_source"] == "1 run(s)"
+
+
 def test_tp_stopping_epochs_come_from_the_main_setting_only():
     """An ablation setting that stops early (λ = 1 collapsing at epoch 4) must not set the main runs' epochs."""
     def run(k, lam, best, capped, seed):

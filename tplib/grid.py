@@ -87,7 +87,9 @@ def run_sets(config: dict[str, Any], dataset: str, backbone: str, method: str) -
 # What a config's grid costs, estimated from measured runs and epoch times
 
 
-def estimate_cost(config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd.DataFrame:
+def estimate_cost(
+    config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFrame | None = None, speed_first: bool = False
+) -> pd.DataFrame:
     """Core-hours of every (dataset, backbone, method) cell of ``config``'s grid, one thread per job.
 
     ``costs``: measured runs (``costs.csv`` of ``tp aggregate``: s_per_epoch, best_epoch, capped per run; a
@@ -97,6 +99,8 @@ def estimate_cost(config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFra
 
     Per cell: seconds per epoch = the median over the cell's measured runs (their wall time per epoch, validation
     included), else the benchmark's training epoch plus one full-ranking validation every ``eval_every`` epochs.
+    ``speed_first``: the benchmark's seconds wherever it has the cell, the runs' only where it has not (for a
+    machine other than the one the runs were measured on, e.g. a GPU benchmark with CPU runs' stopping epochs).
     Epochs = the config's stopping rule applied to a best epoch: the median best epoch of the cell's runs that
     stopped early, else of the same dataset and method's other backbones, else ``max_epochs`` (a run that hit
     its cap only shows that its best epoch is at least that late). TP's best epochs come from runs at the
@@ -121,14 +125,14 @@ def estimate_cost(config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFra
         tr, chains = cfg.train, (cfg.tp.P if method == "tp" else 1)
         mine = costs[(costs.dataset == dataset) & (costs.backbone == backbone) & (costs.method == method)]
         s_epoch, s_src = math.nan, "none"
-        if len(mine):
-            s_epoch, s_src = float(mine["s_per_epoch"].median()), f"{len(mine)} run(s)"
-        elif speed is not None:
+        if speed is not None:
             sp = speed[(speed.dataset == dataset) & (speed.backbone == backbone) & (speed.method == method)
                        & (speed.P == chains)]
-            if len(sp):
+            if len(sp) and (speed_first or not len(mine)):
                 s_epoch = float(sp["train_s_per_epoch"].iloc[0] + sp["eval_all_users_s"].iloc[0] / tr.eval_every)
                 s_src = "benchmark"
+        if len(mine) and s_src == "none":
+            s_epoch, s_src = float(mine["s_per_epoch"].median()), f"{len(mine)} run(s)"
         best, b_src = math.nan, ""
         for label, sel in (
             ("cell", (free.dataset == dataset) & (free.backbone == backbone) & (free.method == method)),
