@@ -81,3 +81,10 @@ for s in 0 1 2; do bash results/patience/run.sh baseline music caser $s; done; f
 bash results/patience/run.sh baseline game sasrec 0
 bash results/patience/aggregate.sh
 bash results/aggregate_finished.sh
+# Session 11: Game seeds 3 onwards (overlay config/cpu-run-game.yaml, seeds 0-9; the seeds that ran are those in
+# results/aggregate/runs.csv), all three backbones, both methods, as explicit targets on two single-core lanes,
+# each seed's six runs in turn; Music Caser TP seed 2 under the long-patience rule between seeds 5 and 6.
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-game.yaml --until evaluate
+bash results/patience/run.sh tp music caser 2
+bash results/patience/aggregate.sh
+bash results/aggregate_finished.sh
