@@ -124,14 +124,13 @@ def estimate_cost(
         cfg = build_config(backbone, method, 0, dataset, parse_sets(run_sets(config, dataset, backbone, method)))
         tr, chains = cfg.train, (cfg.tp.P if method == "tp" else 1)
         mine = costs[(costs.dataset == dataset) & (costs.backbone == backbone) & (costs.method == method)]
+        sp = None if speed is None else speed[(speed.dataset == dataset) & (speed.backbone == backbone)
+                                               & (speed.method == method) & (speed.P == chains)]
         s_epoch, s_src = math.nan, "none"
-        if speed is not None:
-            sp = speed[(speed.dataset == dataset) & (speed.backbone == backbone) & (speed.method == method)
-                       & (speed.P == chains)]
-            if len(sp) and (speed_first or not len(mine)):
-                s_epoch = float(sp["train_s_per_epoch"].iloc[0] + sp["eval_all_users_s"].iloc[0] / tr.eval_every)
-                s_src = "benchmark"
-        if len(mine) and s_src == "none":
+        if sp is not None and len(sp) and (speed_first or not len(mine)):
+            s_epoch = float(sp["train_s_per_epoch"].iloc[0] + sp["eval_all_users_s"].iloc[0] / tr.eval_every)
+            s_src = "benchmark"
+        elif len(mine):
             s_epoch, s_src = float(mine["s_per_epoch"].median()), f"{len(mine)} run(s)"
         best, b_src = math.nan, ""
         for label, sel in (
