@@ -88,3 +88,8 @@ snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-game.yaml --
 bash results/patience/run.sh tp music caser 2
 bash results/patience/aggregate.sh
 bash results/aggregate_finished.sh
+# Session 12: Game seeds 8-9 (same overlay, same way: two single-core lanes, explicit targets), so Game has seeds 0-9.
+# Then TP trained to early stopping on Game GRU4Rec seeds 3-6 (results/schedule/run.sh game gru4rec SEED) was started;
+# none finished in the session, so none is in any aggregate.
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-game.yaml --until evaluate
+bash results/aggregate_finished.sh

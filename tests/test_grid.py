@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tplib.config import deep_merge
-from tplib.grid import Run, all_runs, estimate_cost, parse_spec, run_sets, tp_spec
+from tplib.grid import Run, all_runs, censored_median, estimate_cost, parse_spec, run_sets, tp_spec
 
 CONFIG = {
     "datasets": ["d"],
@@ -125,4 +126,35 @@ def test_a_run_under_another_protocol_is_not_a_duplicate():
                           run("results/schedule/runs/d/sasrec/tp/k2_lam0.1/seed0", 30, False),
                           run("results/schedule/runs/d/sasrec/tp/k2_lam0.1/seed0", 30, False)])  # listed twice
     tp = estimate_cost(CONFIG, costs).set_index(["backbone", "method"]).loc[("sasrec", "tp")]
-    assert tp["epochs"] == 80 and tp["s_source"] == "2 run(s)" and tp["epochs_source"] == "cell (1 run(s))"
+    assert tp["epochs"] == 80 and tp["s_source"] == "2 run(s)" and tp["epochs_source"] == "cell (1 stopped, 1 capped)"
+
+
+def test_a_few_early_stops_among_capped_runs_do_not_set_the_epochs():
+    """Eight runs capped at 20 epochs and two that stopped early (best epochs 5 and 8): the two are the ones that
+    peaked soonest, not the cell's median, so the estimate must not take their median (it would give 60 epochs)."""
+    def run(best, capped, seed, backbone="sasrec"):
+        return {"dataset": "d", "backbone": backbone, "method": "tp", "seed": seed, "k": 2, "lam": 0.1,
+                "s_per_epoch": 10.0, "best_epoch": best, "capped": capped}
+    capped = [run(18, True, s) for s in range(2, 10)]
+    est = estimate_cost(CONFIG, pd.DataFrame([run(5, False, 0), run(8, False, 1)] + capped))
+    tp = est.set_index(["backbone", "method"]).loc[("sasrec", "tp")]
+    assert tp["epochs"] == 200 and tp["epochs_source"] == "cap (median not reached)"
+    # runs without that cap (TP trained to early stopping) that go on to best epochs 40-60 do set it
+    longer = [run(b, False, s, "gru4rec") for s, b in enumerate((40, 50, 60, 45, 55, 65, 70, 42, 48, 52))]
+    est = estimate_cost(CONFIG, pd.DataFrame([run(5, False, 0), run(8, False, 1)] + capped + longer))
+    tp = est.set_index(["backbone", "method"]).loc[("sasrec", "tp")]
+    assert tp["epochs_source"] == "dataset (12 stopped, 8 capped)"
+    # Kaplan-Meier: 0.9 after the two early stops, then x (10 - j) / 10 at the j-th of the ten late stops: 0.5 at
+    # the fifth (best epoch 50), and the rule adds 10 validations 5 epochs apart
+    assert tp["epochs"] == 100
+
+
+@pytest.mark.parametrize("values", [[1, 2, 3], [1, 2, 3, 4], [5, 9, 20, 20], [7]])
+def test_censored_median_without_censoring_is_the_median(values):
+    assert censored_median(pd.Series(values), pd.Series([False] * len(values))) == np.median(values)
+
+
+def test_censored_median_with_censoring():
+    assert censored_median([20, 20, 30], [True, True, False]) == 30  # the capped runs leave the risk set at 20
+    assert math.isnan(censored_median([5, 8] + [18] * 8, [False, False] + [True] * 8))
+    assert math.isnan(censored_median([], []))

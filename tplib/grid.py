@@ -87,6 +87,25 @@ def run_sets(config: dict[str, Any], dataset: str, backbone: str, method: str) -
 # What a config's grid costs, estimated from measured runs and epoch times
 
 
+def censored_median(best: pd.Series, capped: pd.Series) -> float:
+    """Kaplan-Meier median of best epochs, where a run that hit its epoch cap (``capped``) is censored at its best
+    epoch so far (its best epoch without the cap is at least that). NaN when the estimate never falls to one half
+    (too many runs censored too early) or there are no runs. Without censoring it is the ordinary median (at an
+    estimate of exactly one half, the mean of that epoch and the next one that stopped)."""
+    b = np.asarray(best, dtype=float)
+    cap = np.asarray(capped, dtype=bool)
+    times = np.unique(b[~cap])
+    surv = 1.0
+    for i, t in enumerate(times):
+        at_risk = int((b >= t).sum())
+        surv *= 1.0 - int(((b == t) & ~cap).sum()) / at_risk
+        if np.isclose(surv, 0.5) and i + 1 < len(times):
+            return float((t + times[i + 1]) / 2)
+        if surv <= 0.5 + 1e-12:
+            return float(t)
+    return math.nan
+
+
 def estimate_cost(
     config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFrame | None = None, speed_first: bool = False
 ) -> pd.DataFrame:
@@ -101,9 +120,12 @@ def estimate_cost(
     included), else the benchmark's training epoch plus one full-ranking validation every ``eval_every`` epochs.
     ``speed_first``: the benchmark's seconds wherever it has the cell, the runs' only where it has not (for a
     machine other than the one the runs were measured on, e.g. a GPU benchmark with CPU runs' stopping epochs).
-    Epochs = the config's stopping rule applied to a best epoch: the median best epoch of the cell's runs that
-    stopped early, else of the same dataset and method's other backbones, else ``max_epochs`` (a run that hit
-    its cap only shows that its best epoch is at least that late). TP's best epochs come from runs at the
+    Epochs = the config's stopping rule applied to a best epoch: the median best epoch of the cell's runs, else of
+    the same dataset and method's runs, else ``max_epochs``. A run that hit its cap only shows that its best epoch
+    is at least its best so far, so the median is the Kaplan-Meier median with such runs censored there
+    (:func:`censored_median`): where most runs hit a cap, the few that stopped early do not set it (they are the
+    ones that peaked soonest), and the median is unknown unless runs without that cap (e.g. TP trained to early
+    stopping) go further. TP's best epochs come from runs at the
     config's ``tp_default`` k and λ only (where ``costs`` has k and lam): an ablation setting can stop far
     earlier for its own reasons (λ = 1 collapsed ML1M SASRec at epoch 4) and says nothing of the main runs'.
     Returns one row per cell with the sources.
@@ -112,10 +134,10 @@ def estimate_cost(
     # cell and seed under another protocol (results/schedule: TP to early stopping) are other runs and count.
     keys = [c for c in ("dataset", "backbone", "method", "seed", "k", "lam", "run") if c in costs]
     costs = costs.drop_duplicates(subset=keys)
-    free = costs[~costs["capped"].astype(bool)]
-    if {"k", "lam"} <= set(free.columns):  # TP: the main setting's stopping epochs only
-        main = (free["k"] == config["tp_default"]["k"]) & np.isclose(free["lam"], config["tp_default"]["lam"])
-        free = free[(free["method"] != "tp") | main]
+    stops = costs
+    if {"k", "lam"} <= set(stops.columns):  # TP: the main setting's stopping epochs only
+        main = (stops["k"] == config["tp_default"]["k"]) & np.isclose(stops["lam"], config["tp_default"]["lam"])
+        stops = stops[(stops["method"] != "tp") | main]
     rows = []
     runs = all_runs(config)
     cells = dict.fromkeys((r.dataset, r.backbone, parse_spec(r.spec)[0]) for r in runs)
@@ -134,14 +156,16 @@ def estimate_cost(
             s_epoch, s_src = float(mine["s_per_epoch"].median()), f"{len(mine)} run(s)"
         best, b_src = math.nan, ""
         for label, sel in (
-            ("cell", (free.dataset == dataset) & (free.backbone == backbone) & (free.method == method)),
-            ("dataset", (free.dataset == dataset) & (free.method == method)),
+            ("cell", (stops.dataset == dataset) & (stops.backbone == backbone) & (stops.method == method)),
+            ("dataset", (stops.dataset == dataset) & (stops.method == method)),
         ):
-            if sel.any():
-                best, b_src = float(free.loc[sel, "best_epoch"].median()), f"{label} ({int(sel.sum())} run(s))"
+            capped = stops.loc[sel, "capped"].astype(bool)
+            best = censored_median(stops.loc[sel, "best_epoch"], capped)
+            if not math.isnan(best):
+                b_src = f"{label} ({int((~capped).sum())} stopped, {int(capped.sum())} capped)"
                 break
         if math.isnan(best):
-            epochs, b_src = tr.max_epochs, "cap (no early-stopped run)"
+            epochs, b_src = tr.max_epochs, "cap (median not reached)"
         else:
             epochs = min(tr.max_epochs, math.ceil(best / tr.eval_every) * tr.eval_every + tr.patience * tr.eval_every)
         hours = n * epochs * s_epoch / 3600
