@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from tplib.config import build_config, parse_sets
 
@@ -87,7 +88,7 @@ def run_sets(config: dict[str, Any], dataset: str, backbone: str, method: str) -
 # What a config's grid costs, estimated from measured runs and epoch times
 
 
-def censored_median(best: pd.Series, capped: pd.Series) -> float:
+def censored_median(best: ArrayLike, capped: ArrayLike) -> float:
     """Kaplan-Meier median of best epochs, where a run that hit its epoch cap (``capped``) is censored at its best
     epoch so far (its best epoch without the cap is at least that). NaN when the estimate never falls to one half
     (too many runs censored too early) or there are no runs. Without censoring it is the ordinary median (at an
@@ -99,9 +100,10 @@ def censored_median(best: pd.Series, capped: pd.Series) -> float:
     for i, t in enumerate(times):
         at_risk = int((b >= t).sum())
         surv *= 1.0 - int(((b == t) & ~cap).sum()) / at_risk
-        if np.isclose(surv, 0.5) and i + 1 < len(times):
+        half = bool(np.isclose(surv, 0.5))
+        if half and i + 1 < len(times):
             return float((t + times[i + 1]) / 2)
-        if surv <= 0.5 + 1e-12:
+        if half or surv < 0.5:
             return float(t)
     return math.nan
 
