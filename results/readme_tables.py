@@ -167,8 +167,9 @@ def variant(agg: Path, dataset: str, backbone: str, k: int, lam: float) -> str:
 def schedule(agg: Path, schedule_agg: Path, dataset: str, k: int, lam: float) -> str:
     """results/schedule: the baseline, TP capped at 20 epochs (the main run), TP trained to early stopping and TP's
     k = 1, λ = 0 control, each row over the seeds where the baseline and TP-to-early-stopping both ran (the
-    control: the seeds it shares with the baseline). Mean ± std (ddof 1); "vs baseline": relative difference of
-    the paired means and the paired t-test."""
+    control: the seeds it shares with the baseline), for the backbones that have TP runs there (its aggregate also
+    holds the other backbones' baselines). Mean ± std (ddof 1); "vs baseline": relative difference of the paired
+    means and the paired t-test."""
     main, sched = _runs(agg, dataset), _runs(schedule_agg, dataset)
     out = ["| users | backbone | metric | seeds | baseline | TP, 20-epoch cap | TP to early stopping | vs baseline "
            "| control k=1, λ=0 | vs baseline |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -178,7 +179,7 @@ def schedule(agg: Path, schedule_agg: Path, dataset: str, k: int, lam: float) ->
         return "—" if not seeds else f"{rel} (p {pv})"
 
     for group, subset in (("existing", "all"), ("existing", "tail"), ("new", "all")):
-        for b in [b for b in BACKBONE_LABEL if b in set(sched["backbone"])]:
+        for b in [b for b in BACKBONE_LABEL if b in set(sched.loc[sched["method"] == "tp", "backbone"])]:
             for metric in ("HR", "NDCG"):
                 cell = lambda r: r[(r["backbone"] == b) & (r["group"] == group) & (r["subset"] == subset)  # noqa: E731
                                    & (r["metric"] == metric)]

@@ -90,6 +90,16 @@ bash results/patience/aggregate.sh
 bash results/aggregate_finished.sh
 # Session 12: Game seeds 8-9 (same overlay, same way: two single-core lanes, explicit targets), so Game has seeds 0-9.
 # Then TP trained to early stopping on Game GRU4Rec seeds 3-6 (results/schedule/run.sh game gru4rec SEED) was started;
-# none finished in the session, so none is in any aggregate.
+# none finished in session 12 (they resumed from resume.pt and finished in session 13).
 snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-game.yaml --until evaluate
+bash results/aggregate_finished.sh
+# Session 13: TP trained to early stopping on Game (two single-core lanes, a third at the end): GRU4Rec seeds 0 and
+# 3-9, SASRec seeds 0-2 (GRU4Rec seeds 1-2 were not run). The baselines of those seeds 0-2 were run again (same
+# seeds, config and machine type as sessions 1-2), because the schedule aggregate pairs TP with the baseline run
+# folders found on the machine; they reproduced the committed numbers (see results/schedule/README.md).
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-game.yaml -- \
+  results/runs/game/gru4rec/baseline/seed0/metrics.json results/runs/game/sasrec/baseline/seed{0,1,2}/metrics.json
+for s in 0 3 4 5 6 7 8 9; do bash results/schedule/run.sh game gru4rec $s; done
+for s in 0 1 2; do bash results/schedule/run.sh game sasrec $s; done
+bash results/schedule/aggregate.sh
 bash results/aggregate_finished.sh
