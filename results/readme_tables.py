@@ -178,8 +178,9 @@ def schedule(agg: Path, schedule_agg: Path, dataset: str, k: int, lam: float) ->
         rel, pv = _vs(t, b, seeds)
         return "—" if not seeds else f"{rel} (p {pv})"
 
+    with_tp = set(sched.loc[sched["method"] == "tp", "backbone"])
     for group, subset in (("existing", "all"), ("existing", "tail"), ("new", "all")):
-        for b in [b for b in BACKBONE_LABEL if b in set(sched.loc[sched["method"] == "tp", "backbone"])]:
+        for b in [b for b in BACKBONE_LABEL if b in with_tp]:
             for metric in ("HR", "NDCG"):
                 cell = lambda r: r[(r["backbone"] == b) & (r["group"] == group) & (r["subset"] == subset)  # noqa: E731
                                    & (r["metric"] == metric)]
