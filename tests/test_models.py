@@ -401,3 +401,43 @@ def test_caser_matmul_convolutions_equal_conv2d():
     with m.vmapped():
         assert m.vmap_path
     assert m.vmap_path is False
+
+
+def test_gru4rec_scan_backward_by_hand_equals_autograd():
+    """_GRUScan's hand-written backward gives autograd's gradients of the plain scan (gi, w_hh, b_hh), on rows with
+    left padding, on its own and under vmap over chains whose w_hh is shared (in_dims None, as in TP's first inner
+    step) or their own."""
+    from torch.func import grad, vmap
+
+    from tplib.models.gru4rec import _GRUScan, _scan
+
+    g = torch.Generator().manual_seed(7)
+    B, L, d = 6, 7, 5
+    seqs = gru_batch(B=B, L=L, seed=5)
+    steps = torch.cat([seqs[:, :-1] != 0, torch.ones(B, 1, dtype=torch.bool)], 1).unsqueeze(-1)  # as the model
+    gi = torch.randn(3, B, L, 3 * d, generator=g, dtype=torch.float64)  # 3 chains
+    w_hh = torch.randn(3, 3 * d, d, generator=g, dtype=torch.float64) * 0.5
+    b_hh = torch.randn(3, 3 * d, generator=g, dtype=torch.float64)
+    w_out = torch.randn(B, L, d, generator=g, dtype=torch.float64)
+
+    def by_hand(gi, w, b):
+        return (_GRUScan.apply(gi, w, b, steps)[0] * w_out).sum()
+
+    def by_autograd(gi, w, b):
+        return (torch.stack(_scan(gi, w, b, steps.unbind(1)), 1) * w_out).sum()
+
+    exact = dict(rtol=0.0, atol=1e-12)
+    for c in range(3):  # one chain at a time, ordinary autograd
+        leaves = [t[c].clone().requires_grad_(True) for t in (gi, w_hh, b_hh)]
+        want = torch.autograd.grad(by_autograd(*leaves), leaves)
+        got = torch.autograd.grad(by_hand(*leaves), leaves)
+        assert by_hand(*leaves).item() == pytest.approx(by_autograd(*leaves).item(), rel=1e-14)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, **exact)
+        assert (want[0] != 0).any() and (want[1] != 0).any()
+    for dims, w, b in [((0, 0, 0), w_hh, b_hh), ((0, None, None), w_hh[0], b_hh[0])]:
+        got = vmap(grad(by_hand, argnums=(0, 1, 2)), in_dims=dims)(gi, w, b)
+        want = vmap(grad(by_autograd, argnums=(0, 1, 2)), in_dims=dims)(gi, w, b)
+        for a, b_ in zip(got, want):
+            assert a.shape[0] == 3
+            torch.testing.assert_close(a, b_, **exact)

@@ -89,7 +89,7 @@ class GRU4Rec(SeqRecModel):
         seqs = seqs[:, -self.input_len :]  # (B, L)
         # Columns where a row steps: its items, and the last column always (an empty row's one step on padding).
         steps = torch.cat([seqs[:, :-1] != 0, torch.ones_like(seqs[:, -1:], dtype=torch.bool)], 1)  # (B, L)
-        steps = steps.unsqueeze(-1).unbind(1)  # L × (B, 1)
+        steps = steps.unsqueeze(-1)  # (B, L, 1)
         x = self.emb_drop(self.item_emb(seqs))  # (B, L, d)
         for k in range(self.gru.num_layers):
             if k > 0:
@@ -99,41 +99,12 @@ class GRU4Rec(SeqRecModel):
             # nn.GRU's rows are the r, z, n gates in that order. The input's share of every gate is computed for
             # all columns at once.
             gi = F.linear(x, w_ih, b_ih)  # (B, L, 3d)
-            if torch.is_grad_enabled() and (w_hh.requires_grad or b_hh.requires_grad):
-                # Autograd would form w_hh's and b_hh's gradients column by column: a (3d, d) outer product and
-                # an add per step (per chain under vmap), most of the backward's time. Instead a first pass
-                # computes the states without a graph; the recurrence then runs on detached w_hh, b_hh plus
-                # ``corr``, F.linear(states before each column, w_hh, b_hh) minus itself detached: exactly 0, so
-                # every value is unchanged, and its gradient gives w_hh and b_hh theirs in one product.
-                first = self._scan(gi.detach(), w_hh.detach(), b_hh.detach(), steps)
-                before = torch.stack([torch.zeros_like(first[0]), *first[:-1]], 1)  # (B, L, d): h_{t-1}
-                corr = F.linear(before, w_hh, b_hh)  # (B, L, 3d)
-                outs = self._scan(gi, w_hh.detach(), b_hh.detach(), steps, (corr - corr.detach()).unbind(1))
+            if torch.is_grad_enabled() and (gi.requires_grad or w_hh.requires_grad or b_hh.requires_grad):
+                x = _GRUScan.apply(gi, w_hh, b_hh, steps)[0]  # (B, L, d), backward written out
             else:
-                outs = self._scan(gi, w_hh, b_hh, steps)
-            h = outs[-1]
-            x = torch.stack(outs, 1)  # (B, L, d)
+                x = torch.stack(_scan(gi, w_hh, b_hh, steps.unbind(1)), 1)  # (B, L, d)
+            h = x[:, -1]
         return x, h
-
-    def _scan(self, gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor, steps: tuple[torch.Tensor, ...],
-              corr: tuple[torch.Tensor, ...] | None = None) -> list[torch.Tensor]:
-        """The GRU recurrence over the columns, from h = 0, given the input's share ``gi`` (B, L, 3d) of the gates.
-        ``corr[t]`` (B, 3d), if given, is added to the state's share at column t. Returns the L states (B, d)."""
-        d2 = 2 * self.d
-        gi_rz, gi_n = gi[..., :d2].unbind(1), gi[..., d2:].unbind(1)  # L × (B, 2d), L × (B, d)
-        h = torch.zeros_like(gi_n[0])  # (B, d)
-        outs = []
-        for t, step in enumerate(steps):
-            gh = F.linear(h, w_hh, b_hh)  # (B, 3d)
-            if corr is not None:
-                gh = gh + corr[t]
-            # r and z share one add and one sigmoid (fewer ops: each costs most under vmap)
-            r, z = torch.sigmoid(gi_rz[t] + gh[:, :d2]).chunk(2, -1)
-            n = torch.tanh(gi_n[t] + r * gh[:, d2:])
-            # h' = (1 − z) ⊙ n + z ⊙ h, written as torch's GRU cell computes it; the state stays 0 over padding
-            h = torch.where(step, (h - n) * z + n, h)
-            outs.append(h)
-        return outs
 
     def encode_all(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         if self.vmap_path:
@@ -157,3 +128,88 @@ class GRU4Rec(SeqRecModel):
 
     def score_all(self, h: torch.Tensor) -> torch.Tensor:
         return h @ self.item_emb.weight.t()  # (B, n_items + 1)
+
+
+def _scan(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor, steps: tuple[torch.Tensor, ...],
+          keep: list | None = None) -> list[torch.Tensor]:
+    """The GRU recurrence over the columns, from h = 0, given the input's share ``gi`` (B, L, 3d) of the gates and
+    whether each row steps at each column (``steps``: L × (B, 1) bool). Returns the L states (B, d). With ``keep``
+    (a list), appends the per-column r, z, n and the state's share of n's pre-activation (what the backward of
+    :class:`_GRUScan` needs)."""
+    d2 = w_hh.shape[0] * 2 // 3
+    gi_rz, gi_n = gi[..., :d2].unbind(1), gi[..., d2:].unbind(1)  # L × (B, 2d), L × (B, d)
+    h = torch.zeros_like(gi_n[0])  # (B, d)
+    outs = []
+    for t, step in enumerate(steps):
+        gh = F.linear(h, w_hh, b_hh)  # (B, 3d)
+        # r and z share one add and one sigmoid (fewer ops: each costs most under vmap)
+        rz = torch.sigmoid(gi_rz[t] + gh[:, :d2])
+        r, z = rz.chunk(2, -1)
+        n = torch.tanh(gi_n[t] + r * gh[:, d2:])
+        # h' = (1 − z) ⊙ n + z ⊙ h, written as torch's GRU cell computes it; the state stays 0 over padding
+        h = torch.where(step, (h - n) * z + n, h)
+        outs.append(h)
+        if keep is not None:
+            keep.append((rz, n, gh[:, d2:]))
+    return outs
+
+
+class _GRUScan(torch.autograd.Function):
+    """:func:`_scan` with its backward written out (backpropagation through time by hand).
+
+    Autograd's backward of the scan runs about 20 small ops per column (and formed w_hh's gradient as a (3d, d)
+    outer product per column); under vmap each op is a dispatch that costs more than its arithmetic. Here the
+    forward keeps r, z, n per column, every coefficient of the backward that does not depend on the incoming
+    gradient is computed for all columns at once, and the loop back through time is 3 ops per column: the
+    gradient at h_t, its gates' share (an elementwise product), and the carry to h_{t−1} (one product with w_hh).
+    w_hh's, b_hh's and gi's gradients then come from all columns at once. With s_t = 1 where the row steps:
+
+        h_t = s_t [z ⊙ h_{t−1} + (1 − z) ⊙ n] + (1 − s_t) h_{t−1},  n = tanh(gi_n + r ⊙ gh_n),  gh = w_hh h_{t−1} + b_hh
+        ∂a_z = δ ⊙ s (h_{t−1} − n) z (1 − z),  ∂a_n = δ ⊙ s (1 − z)(1 − n²),  ∂a_r = ∂a_n ⊙ gh_n r (1 − r)
+        ∂gh = [∂a_r, ∂a_z, ∂a_n ⊙ r],  ∂gi = [∂a_r, ∂a_z, ∂a_n],  δ_{t−1} = g_{t−1} + δ ⊙ (s z + 1 − s) + ∂gh w_hh
+
+    (δ the gradient at h_t, g_t the loss's own gradient at output t). ``generate_vmap_rule``: under vmap the same
+    ops run batched. Tested against autograd of the plain scan and against ``nn.GRU`` (``tests/test_models.py``).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(gi, w_hh, b_hh, steps):  # gi (B, L, 3d), w_hh (3d, d), b_hh (3d,), steps (B, L, 1) bool
+        keep: list = []
+        outs = torch.stack(_scan(gi, w_hh, b_hh, steps.unbind(1), keep), 1)  # (B, L, d)
+        rz, n, gh_n = (torch.stack(v, 1) for v in zip(*keep))  # (B, L, 2d), (B, L, d), (B, L, d)
+        r, z = rz.chunk(2, -1)
+        before = torch.cat([torch.zeros_like(outs[:, :1]), outs[:, :-1]], 1)  # (B, L, d): h_{t-1}
+        s = steps.to(gi.dtype)  # (B, L, 1)
+        k_n = s * (1 - z) * (1 - n * n)  # ∂a_n = δ k_n
+        coef = torch.cat([k_n * gh_n * r * (1 - r), s * (before - n) * z * (1 - z), k_n * r], -1)  # ∂gh = [δ,δ,δ] coef
+        carry = s * z + (1 - s)  # (B, L, d)
+        return outs, coef, carry, k_n, before
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, w_hh, _, _ = inputs
+        _, coef, carry, k_n, before = output
+        ctx.mark_non_differentiable(coef, carry, k_n, before)
+        ctx.save_for_backward(w_hh, coef, carry, k_n, before)
+
+    @staticmethod
+    def backward(ctx, g_out, *_):
+        w_hh, coef, carry, k_n, before = ctx.saved_tensors
+        g = g_out.unbind(1)  # L × (B, d)
+        c, cr = coef.unbind(1), carry.unbind(1)
+        delta = g[-1]
+        deltas, dghs = [], []
+        for t in range(len(g) - 1, -1, -1):
+            dgh = delta.repeat(1, 3) * c[t]  # (B, 3d)
+            deltas.append(delta)
+            dghs.append(dgh)
+            if t > 0:
+                delta = g[t - 1] + delta * cr[t] + dgh @ w_hh
+        delta_all = torch.stack(deltas[::-1], 1)  # (B, L, d)
+        dgh_all = torch.stack(dghs[::-1], 1)  # (B, L, 3d)
+        d2 = 2 * w_hh.shape[1]
+        d_gi = torch.cat([dgh_all[..., :d2], delta_all * k_n], -1)  # (B, L, 3d)
+        d_w = dgh_all.reshape(-1, dgh_all.shape[-1]).t() @ before.reshape(-1, before.shape[-1])  # (3d, d)
+        return d_gi, d_w, dgh_all.sum((0, 1)), None
