@@ -1,14 +1,16 @@
 """Training and evaluation speed of every backbone and method on real prepared data. Prints a table.
 
     python benchmarks/speed.py --data results/data/ml1m results/data/game [--threads 2] [--fraction 0.25] [--tp-P 16 64]
-        [--device cuda]
+        [--repeat 3] [--device cuda]
 
 For each dataset × backbone: baseline seconds per epoch, TP seconds per epoch (P = 1, the paper's algorithm,
 and the vectorised settings ``--tp-P``; P = 64 with k = 2 puts 128 users in an outer step, a baseline
 mini-batch's worth), their ratio to the baseline, and full-ranking evaluation throughput
 (existing users' test items, users per second, seen items masked). An epoch is timed on ``--fraction`` of its
 mini-batches (or outer steps) after one warm-up batch and scaled to a full epoch; the table says so.
-Run it on an otherwise idle machine: it measures wall time. On a GPU (``--device cuda``, as
+Run it on an otherwise idle machine: it measures wall time. ``--repeat N`` times every training setting of a cell
+N times, in rounds (baseline, then each TP setting, then again), and prints medians and the range of the rounds'
+ratios: on a shared virtual machine the speed drifts by tens of percent within minutes. On a GPU (``--device cuda``, as
 ``benchmarks/gpu_check.sh`` runs it) every timed stretch ends with ``torch.cuda.synchronize()``, so queued kernels
 are counted.
 """
@@ -99,14 +101,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tp-P", type=int, nargs="+", default=[16, 64],
                     help="parallel chains of the vectorised TP settings (P = 1 is always timed)")
     ap.add_argument("--no-tp", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time each training setting this many times, in rounds, and print medians (a shared or "
+                         "throttled machine's speed drifts by tens of percent within minutes)")
     ap.add_argument("--csv", help="also write the numbers to this CSV (input of benchmarks/grid_cost.py)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (as train.device)")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, got {args.repeat}")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"# {where} ({device}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads,"
-          f" epoch timed on {args.fraction:.0%} of its steps and scaled")
+          f" epoch timed on {args.fraction:.0%} of its steps and scaled"
+          + (f"; medians of {args.repeat} rounds, ratio ranges over the rounds" if args.repeat > 1 else ""))
     head = ["dataset", "backbone", "base s/ep", "TP P=1 s/ep", "ratio"]
     for P in args.tp_P:
         head += [f"TP P={P} s/ep", "ratio"]
@@ -119,20 +127,30 @@ def main(argv: list[str] | None = None) -> None:
         split = make_split(ds, 0)
         for bb in args.backbones:
             cfg = build_config(bb, "baseline", 0, ds.name)
-            base = time_baseline(cfg, ds, split, args.fraction, device)
+            settings = [] if args.no_tp else [1, *args.tp_P]
+            times: dict = {"base": [], **{P: [] for P in settings}}
+            for _ in range(args.repeat):  # the cell's settings one after another, `repeat` rounds
+                times["base"].append(time_baseline(cfg, ds, split, args.fraction, device))
+                for P in settings:
+                    tcfg = build_config(bb, "tp", 0, ds.name, parse_sets([f"tp.P={P}"]))
+                    times[P].append(time_tp(tcfg, ds, split, args.fraction if P > 1 else args.fraction / 4, device))
+            base = float(np.median(times["base"]))
             ups = time_eval(cfg, ds, split, device)
             common = {"dataset": ds.name, "backbone": bb, "eval_all_users_s": ds.n_users / ups,
-                      "threads": torch.get_num_threads(), "device": str(device)}
-            records.append({**common, "method": "baseline", "P": 1, "train_s_per_epoch": base})
+                      "threads": torch.get_num_threads(), "device": str(device), "repeats": args.repeat}
+            records.append({**common, "method": "baseline", "P": 1, "train_s_per_epoch": base,
+                            "train_s_min": min(times["base"]), "train_s_max": max(times["base"])})
             cells = [ds.name, bb, f"{base:.1f}"]
             if args.no_tp:
                 cells += ["-", "-"] * (1 + len(args.tp_P))
-            else:
-                for P in (1, *args.tp_P):
-                    tcfg = build_config(bb, "tp", 0, ds.name, parse_sets([f"tp.P={P}"]))
-                    t = time_tp(tcfg, ds, split, args.fraction if P > 1 else args.fraction / 4, device)
-                    cells += [f"{t:.1f}", f"{t / base:.2f}x"]
-                    records.append({**common, "method": "tp", "P": P, "train_s_per_epoch": t})
+            for P in settings:
+                t = float(np.median(times[P]))
+                # the ratio of medians; with repeats, also the range of the rounds' own ratios (same round's baseline)
+                ratios = [a / b for a, b in zip(times[P], times["base"])]
+                spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if args.repeat > 1 else ""
+                cells += [f"{t:.1f}", f"{t / base:.2f}x{spread}"]
+                records.append({**common, "method": "tp", "P": P, "train_s_per_epoch": t,
+                                "train_s_min": min(times[P]), "train_s_max": max(times[P])})
             cells += [f"{ups:,.0f}", f"{ds.n_users / ups:.2f}"]
             print("| " + " | ".join(cells) + " |", flush=True)
     if args.csv:

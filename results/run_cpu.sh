@@ -103,3 +103,10 @@ for s in 0 3 4 5 6 7 8 9; do bash results/schedule/run.sh game gru4rec $s; done
 for s in 0 1 2; do bash results/schedule/run.sh game sasrec $s; done
 bash results/schedule/aggregate.sh
 bash results/aggregate_finished.sh
+# Session 14: Game GRU4Rec TP to early stopping, seeds 1-2 (started in session 13 and resumed here from resume.pt; two
+# single-core lanes). Their baselines had been re-run in session 13 and match the committed numbers bit for bit.
+snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-game.yaml -- \
+  results/runs/game/gru4rec/baseline/seed{1,2}/metrics.json
+for s in 1 2; do bash results/schedule/run.sh game gru4rec $s; done
+bash results/schedule/aggregate.sh
+bash results/aggregate_finished.sh

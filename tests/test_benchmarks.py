@@ -30,6 +30,12 @@ def test_speed_benchmark_refuses_a_missing_gpu():
         load("speed").main(["--data", "unused", "--device", "cuda"])
 
 
+def test_speed_benchmark_rejects_a_bad_repeat(capsys):
+    with pytest.raises(SystemExit):
+        load("speed").main(["--data", "unused", "--repeat", "0"])
+    assert "--repeat must be at least 1" in capsys.readouterr().err
+
+
 def test_gpu_check_script_runs_its_stages_on_a_cpu(tmp_path):
     """benchmarks/gpu_check.sh waits for a session with a GPU; its plumbing (stages, limits, files) and the speed
     table it writes (a row per setting) are checked here with DEVICE=cpu on the shipped slice, so that the GPU call
@@ -38,7 +44,7 @@ def test_gpu_check_script_runs_its_stages_on_a_cpu(tmp_path):
     assert tp_main(["prepare", "--dataset", "mt-sample", "--out", str(data)]) == 0
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "DEVICE": "cpu", "PY": sys.executable, "DATASETS": str(data),
-           "RUN_DATA": str(data), "RUN_EPOCHS": "2", "SPEED_ARGS": "--backbones sasrec --tp-P 4 --fraction 0.05"}
+           "RUN_DATA": str(data), "RUN_EPOCHS": "2", "SPEED_ARGS": "--backbones sasrec --tp-P 4 --fraction 0.05 --repeat 2"}
     subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env=env, check=True, capture_output=True)
     stages = (out / "stages.txt").read_text()
     for name in ("tests", "speed", "train"):
@@ -48,6 +54,8 @@ def test_gpu_check_script_runs_its_stages_on_a_cpu(tmp_path):
     assert "(cpu)" in speed_log and "| mt-sample | sasrec |" in speed_log
     table = pd.read_csv(out / "speed-gpu.csv")
     assert list(zip(table.method, table.P)) == [("baseline", 1), ("tp", 1), ("tp", 4)]
-    assert (table.device == "cpu").all() and (table.train_s_per_epoch > 0).all()
+    assert (table.device == "cpu").all() and (table.train_s_per_epoch > 0).all() and (table.repeats == 2).all()
+    # with two rounds the median is their mean: between the fastest and the slowest
+    assert ((table.train_s_min <= table.train_s_per_epoch) & (table.train_s_per_epoch <= table.train_s_max)).all()
     assert (table.eval_all_users_s > 0).all()
     assert len(pd.read_csv(out / "train_log.csv")) == 2

@@ -343,7 +343,7 @@ class TPUpdater:
         pos = torch.stack([pad(b.pos) for b in bs])  # (P, R, M)
         neg = torch.stack([pad(b.neg) for b in bs])  # (P, R, M)
         users = torch.stack([pad(b.users, int(b.users[0])) for b in bs])  # (P, R)
-        labels = torch.stack([self.labels[u].expand(R) for u in us])  # (P, R)
+        labels = self.labels[torch.as_tensor(us, device=self.labels.device)].unsqueeze(1).expand(-1, R)  # (P, R)
         return seqs, pos, neg, users, labels
 
     # ------------------------------------------------------------------------------------------------------
