@@ -24,8 +24,8 @@ TP trainer enters for its vectorised chains; it sets ``vmap_path``) the model ru
 torch's GRU equations written with plain tensor ops, a Python loop over the L columns of the right-aligned batch,
 whose update is masked so that the state stays exactly 0 over the left padding and a padded column's output is
 0. The last column always steps, which is the empty row's one step on the padding embedding. Its backward is
-written out by hand (:class:`_GRUScan`: backpropagation through time in 3 ops per column, tested against autograd),
-because autograd's runs some 20 small ops per column, each a dispatch under vmap. The inter-layer
+written out by hand (:class:`_GRUScan`: backpropagation through time in 6 small ops per column, tested against autograd),
+because autograd's runs some 20 per column, each a dispatch under vmap. The inter-layer
 dropout then comes from :class:`tplib.models.base.Dropout` rather than ``nn.GRU``'s own (same distribution,
 other masks). Without dropout the two paths agree to rounding (``tests/test_models.py``).
 Initialisation: item embeddings xavier-normal (as SASRec.pytorch; padding row 0), the GRU at PyTorch's default.
@@ -162,8 +162,9 @@ class _GRUScan(torch.autograd.Function):
     Autograd's backward of the scan runs about 20 small ops per column (and formed w_hh's gradient as a (3d, d)
     outer product per column); under vmap each op is a dispatch that costs more than its arithmetic. Here the
     forward keeps r, z, n per column, every coefficient of the backward that does not depend on the incoming
-    gradient is computed for all columns at once, and the loop back through time is 3 ops per column: the
-    gradient at h_t, its gates' share (an elementwise product), and the carry to h_{t−1} (one product with w_hh).
+    gradient is computed for all columns at once, and the loop back through time is 6 small ops per column: the
+    gates' share of the gradient at h_t (an elementwise product) and the carry to h_{t−1} (one product with w_hh
+    and three elementwise ops).
     w_hh's, b_hh's and gi's gradients then come from all columns at once. With s_t = 1 where the row steps:
 
         h_t = s_t [z ⊙ h_{t−1} + (1 − z) ⊙ n] + (1 − s_t) h_{t−1},  n = tanh(gi_n + r ⊙ gh_n),  gh = w_hh h_{t−1} + b_hh
