@@ -23,8 +23,9 @@ def synthetic(n_users=40, n_items=50, seed=0):
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))]
 
 
-def run(tmp_path, name, backbone, method, seed, ds, device="cpu"):
-    sets = ["train.max_epochs=2", "train.eval_every=1", "model.max_len=20", "tp.diag_every=1", f"train.device={device}"]
+def run(tmp_path, name, backbone, method, seed, ds, device="cpu", extra=()):
+    sets = ["train.max_epochs=2", "train.eval_every=1", "model.max_len=20", "tp.diag_every=1", f"train.device={device}",
+            *extra]
     cfg = build_config(backbone, method, seed, ds.name, parse_sets(sets))
     fit(cfg, ds, tmp_path / name)
     metrics = evaluate_run(ds, tmp_path / name, tmp_path / name / "metrics.json")
@@ -33,16 +34,20 @@ def run(tmp_path, name, backbone, method, seed, ds, device="cpu"):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("backbone, method", [("sasrec", "baseline"), ("caser", "tp"), ("gru4rec", "tp")])
-def test_same_seed_same_numbers(tmp_path, backbone, method, device):
+@pytest.mark.parametrize(
+    "backbone, method, extra",
+    [("sasrec", "baseline", ()), ("caser", "tp", ()), ("gru4rec", "tp", ()),
+     ("gru4rec", "tp", ("tp.P=4",))],  # P = 4: the vectorised chains (vmap, GRU4Rec's hand-written backward)
+)
+def test_same_seed_same_numbers(tmp_path, backbone, method, extra, device):
     ds = synthetic()
-    m1, log1 = run(tmp_path, "a", backbone, method, 3, ds, device)
-    m2, log2 = run(tmp_path, "b", backbone, method, 3, ds, device)
+    m1, log1 = run(tmp_path, "a", backbone, method, 3, ds, device, extra)
+    m2, log2 = run(tmp_path, "b", backbone, method, 3, ds, device, extra)
     assert m1 == m2
     assert [r[1] for r in log1] == [r[1] for r in log2]  # the per-epoch training loss, to the last digit
     ranks_a = (tmp_path / "a" / "ranks.csv").read_text()
     assert ranks_a == (tmp_path / "b" / "ranks.csv").read_text()
-    m3, log3 = run(tmp_path, "c", backbone, method, 4, ds, device)
+    m3, log3 = run(tmp_path, "c", backbone, method, 4, ds, device, extra)
     assert [r[1] for r in log1] != [r[1] for r in log3]  # another seed: another run
 
 
