@@ -110,3 +110,7 @@ snakemake --cores 2 --configfile config/cpu-run.yaml config/cpu-run-game.yaml --
 for s in 1 2; do bash results/schedule/run.sh game gru4rec $s; done
 bash results/schedule/aggregate.sh
 bash results/aggregate_finished.sh
+# Session 14, then: Game SASRec TP to early stopping, seeds 3-8 (two single-core lanes; baselines from results/runs/).
+for s in 3 4 5 6 7 8; do bash results/schedule/run.sh game sasrec $s; done
+bash results/schedule/aggregate.sh
+bash results/aggregate_finished.sh
