@@ -138,7 +138,7 @@ def _scan(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor, steps: tuple
     whether each row steps at each column (``steps``: L × (B, 1) bool). Returns the L states (B, d). With ``keep``
     (a list), appends the per-column r, z, n and the state's share of n's pre-activation (what the backward of
     :class:`_GRUScan` needs)."""
-    d2 = w_hh.shape[0] * 2 // 3
+    d2 = 2 * w_hh.shape[1]  # w_hh is (3d, d)
     gi_rz, gi_n = gi[..., :d2].unbind(1), gi[..., d2:].unbind(1)  # L × (B, 2d), L × (B, d)
     h = torch.zeros_like(gi_n[0])  # (B, d)
     outs = []
