@@ -95,11 +95,16 @@ def test_fully_padded_rows_are_finite(name, train):
         assert p.grad is None or torch.isfinite(p.grad).all(), n
 
 
+@pytest.mark.parametrize("vmap_path", [False, True])
 @pytest.mark.parametrize("name", SEQUENTIAL)
-def test_left_padding_does_not_change_real_positions(name):
-    # SASRec masks padded keys and counts positions from the right; GRU4Rec packs: so the width of the left
-    # padding does not matter (an input narrower than max_len equals the same input padded to max_len).
+def test_left_padding_does_not_change_real_positions(name, vmap_path):
+    # SASRec masks padded keys and counts positions from the right; GRU4Rec packs (its functional GRU keeps the
+    # state at 0 over padding): so the width of the left padding does not matter (an input narrower than max_len
+    # equals the same input padded to max_len). This is the contract of `trims_left_padding`, which lets TP's
+    # vectorised chains cut columns that are padding in every row.
     m = make(name).eval()
+    assert m.trims_left_padding
+    m.vmap_path = vmap_path
     short = torch.tensor([[3, 7, 1], [0, 4, 9]])
     wide = F.pad(short, (m.input_len - 3, 0))  # (2, max_len)
     torch.testing.assert_close(m.encode(short), m.encode(wide))
@@ -108,6 +113,10 @@ def test_left_padding_does_not_change_real_positions(name):
     # wider than max_len: cropped to the last max_len columns
     wider = torch.cat([torch.full((2, 4), 11), wide], 1)
     torch.testing.assert_close(m.encode(wider), m.encode(wide))
+
+
+def test_caser_does_not_trim_left_padding():
+    assert not make("caser").trims_left_padding  # its convolutions read a fixed window of L items
 
 
 def test_gru4rec_padded_positions_are_zero():

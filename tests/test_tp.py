@@ -217,17 +217,32 @@ def test_unknown_method():
     "backbone, P, vectorize",
     [("sasrec", 1, True), ("sasrec", 3, True), ("gru4rec", 1, True), ("gru4rec", 2, True), ("gru4rec", 3, True),
      ("gru4rec", 3, False), ("caser", 1, True), ("caser", 3, True), ("caser", 3, False), ("caser", 3, "split"),
-     ("sasrec", 3, "split")],
+     ("sasrec", 3, "split"), ("sasrec", 4, "trim"), ("gru4rec", 4, "trim")],
 )
 def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatch):
     """The fast path (local sparse tables, vmap over chains) gives the same update as the plain reference.
-    "split": vectorised, with the chains run in two vmap groups, chain 0 (the diagnostics') in the second."""
+    "split": vectorised, with the chains run in two vmap groups, chain 0 (the diagnostics') in the second.
+    "trim": vectorised, with max_len 40 (histories of 7-27 items): the chains are grouped by length and each
+    group's inputs cut to its longest; the test checks that cutting happened."""
+    widths: list[int] = []
+    sets = ["tp.k=2", "tp.lam=0.5", "tp.alpha=0.1", f"tp.P={P}"]
     if vectorize == "split":
-        monkeypatch.setattr(TPUpdater, "group_chains", staticmethod(lambda sizes: [[2], [1, 0]]))
+        monkeypatch.setattr(TPUpdater, "group_chains", staticmethod(lambda sizes, lengths=None: [[2], [1, 0]]))
+        vectorize = True
+    elif vectorize == "trim":
+        stack = TPUpdater._stack
+
+        def spy(self, bs, us):
+            out = stack(self, bs, us)
+            widths.append(out[0].shape[-1])
+            return out
+
+        monkeypatch.setattr(TPUpdater, "_stack", spy)
+        sets.append("model.max_len=40")
         vectorize = True
     torch.set_default_dtype(torch.float64)
     try:
-        sets = ["tp.k=2", "tp.lam=0.5", "tp.alpha=0.1", f"tp.P={P}", f"tp.vectorize={vectorize}"]
+        sets.append(f"tp.vectorize={vectorize}")
         ds, cfg, model, split, sampler = setup(backbone, sets)
         assert model.vmappable  # so P > 1 with tp.vectorize really runs the chains under vmap
         ref_model = copy.deepcopy(model)
@@ -253,12 +268,16 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
         assert sorted(d_fast) == sorted(d_ref) and sum(len(v) for v in d_ref.values()) == 3 * 2
         for key in d_ref:
             assert d_fast[key] == pytest.approx(d_ref[key], rel=1e-7), key
+        if widths:  # "trim": every group was cut below max_len, and groups of different lengths ran
+            assert model.input_len == 40 and max(widths) < 40 and len(set(widths)) > 1, widths
     finally:
         torch.set_default_dtype(torch.float32)
 
 
 def test_group_chains_by_size():
-    assert TPUpdater.group_chains([2, 2, 2]) == [[0, 1, 2]]  # one row per user (SASRec, GRU4Rec): one group
+    assert TPUpdater.group_chains([2, 2, 2]) == [[0, 1, 2]]  # one row per user, no lengths: one group
+    # with input lengths (SASRec, GRU4Rec): also by ⌈log4 length⌉; longest first
+    assert TPUpdater.group_chains([1] * 8, [50, 3, 4, 17, 16, 5, 65, 1]) == [[6], [0, 3], [4, 5], [1, 2], [7]]
     assert TPUpdater.group_chains([1, 97, 13, 4, 128, 17, 5, 64]) == [[1, 4], [5, 7], [2, 6], [3], [0]]
     groups = TPUpdater.group_chains(list(np.random.default_rng(0).integers(1, 200, 64)))
     assert sorted(c for g in groups for c in g) == list(range(64))  # every chain once

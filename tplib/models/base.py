@@ -37,6 +37,10 @@ class SeqRecModel(nn.Module):
     #: Whether a training step can run under ``torch.func.vmap`` over stacked parameter copies (inside
     #: :meth:`vmapped`).
     vmappable: bool = True
+    #: Whether leading input columns that are padding in EVERY row may be dropped: φ at the remaining positions is
+    #: then the same function (SASRec counts positions from the right and masks padded keys; GRU4Rec's state stays
+    #: 0 over left padding). TP's vectorised chains use it to skip padded columns (tplib/train/tp.py).
+    trims_left_padding: bool = False
 
     def encode(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:  # (B, D)
         raise NotImplementedError

@@ -45,6 +45,7 @@ from tplib.models.base import Dropout, SeqRecModel
 class GRU4Rec(SeqRecModel):
     all_positions = True
     sparse_tables = {"item_emb.weight": "item"}
+    trims_left_padding = True
     vmappable = True  # inside vmapped() (vmap_path): the functional GRU
 
     def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:

@@ -25,8 +25,11 @@ One TP epoch visits every existing user's mini-batch once (as the baseline's epo
 ``P`` (a harness extension, default 1 = the paper's algorithm exactly) runs P inner chains from the same Θ, each
 on its own k users, and averages their deltas (batched Reptile). ``tp.vectorize`` runs the P chains at once with
 ``torch.func.vmap`` over stacked copies of the parameters: the same arithmetic as running them one after another
-(only the dropout masks are drawn differently), so it keeps the algorithm's meaning for every P; with P = 1 there
-is nothing to vectorise and the plain loop runs.
+(only the dropout masks are drawn differently, and sums are rounded in another order), so it keeps the algorithm's
+meaning for every P; with P = 1 there is nothing to vectorise and the plain loop runs. Chains are run in groups of
+similar mini-batch size and input length, and a group's left-padded inputs are cut to its longest real input
+(backbones with ``trims_left_padding``): padded columns carry no target and do not change φ at real positions, so
+this changes no value, only the work (``tests/test_tp.py`` compares the fast path with the plain reference).
 """
 
 from __future__ import annotations
@@ -178,8 +181,10 @@ class TPUpdater:
           embeddings), restricted to the rows those batches touch. Other rows get a zero gradient in every inner
           step, so they do not move and their share of Θ − θ_k is exactly 0;
         - with P > 1 and ``tp.vectorize`` the chains run under ``torch.func.vmap`` (backbones that allow it,
-          inside ``model.vmapped()``), a group of chains of similar size at a time (:meth:`group_chains`); the
-          dropout masks are then drawn per chain in one call, so they differ from a sequential run. Each chain
+          inside ``model.vmapped()``), a group of chains of similar size (and, for SASRec and GRU4Rec, of similar
+          input length, the group's inputs cut to its longest) at a time (:meth:`group_chains`); the first inner
+          step reads the dense parameters once for the group, as every chain starts from Θ; the
+          dropout masks are then drawn per group in one call, so they differ from a sequential run. Each chain
           gets its own local rows (the rows ITS k batches touch, padded to its group's widest), so a step's work
           grows with P, not with P²; the chains' deltas are summed into the touched rows of the full table
           (``index_add``), which is the mean over chains of the reference.
@@ -270,7 +275,9 @@ class TPUpdater:
         rows: dict[str, list[torch.Tensor]] = {"item": [], "user": []}
         sums: dict[str, list[torch.Tensor]] = defaultdict(list)
         aux = [None] * P
-        for group in self.group_chains([max(b.seqs.shape[0] for b in chain) for chain in batches]):
+        sizes = [max(b.seqs.shape[0] for b in chain) for chain in batches]
+        lengths = self._input_lengths(batches) if self.model.trims_left_padding else None
+        for group in self.group_chains(sizes, lengths):
             has0 = 0 in group  # chain 0's inner gradients are the diagnostics'
             g_rows, g_delta, g_aux = self._vmap_group([batches[c] for c in group], users[group], full,
                                                       flat if has0 else None, group.index(0) if has0 else 0)
@@ -284,16 +291,31 @@ class TPUpdater:
         return {kind: torch.cat(r) for kind, r in rows.items()}, delta, torch.cat(aux)
 
     @staticmethod
-    def group_chains(sizes: list[int]) -> list[list[int]]:
+    def group_chains(sizes: list[int], lengths: list[int] | None = None) -> list[list[int]]:
         """Chains (by index) grouped by their largest mini-batch, in powers of 4 (1, 2–4, 5–16, 17–64, ...): a group
         is padded to its largest chain, so one chain with a long history no longer pads every other chain's batch
         and tables to its size (Caser's windows: one user has 1, another 128). Where every chain has the same size
-        (SASRec and GRU4Rec train on one row per user) there is one group. Grouping changes nothing in the
-        arithmetic: the chains are independent, and their deltas are summed either way."""
-        groups: dict[int, list[int]] = defaultdict(list)
+        (SASRec and GRU4Rec train on one row per user) and no ``lengths`` are given there is one group.
+
+        ``lengths`` (backbones that trim left padding): each chain's longest real input, in items. Chains are then
+        also grouped by it, in powers of 4 (1, 2–4, 5–16, 17–64, 65–256), and a group's inputs are cut to its longest
+        (:meth:`_stack`): short histories (most users of the Amazon data) no longer run every padded column of a
+        long one. Grouping changes nothing in the arithmetic: the chains are independent, and their deltas are
+        summed either way (only the dropout masks, drawn per group, differ)."""
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for c, n in enumerate(sizes):
-            groups[((max(int(n), 1) - 1).bit_length() + 1) // 2].append(c)  # ⌈log4 n⌉, in integers
+            by_len = 0 if lengths is None else _log4(lengths[c])
+            groups[_log4(n), by_len].append(c)
         return [groups[g] for g in sorted(groups, reverse=True)]
+
+    @staticmethod
+    def _input_lengths(batches: list[list[Batch]]) -> list[int]:
+        """Each chain's longest real input over its k batches: the number of non-padding items of its widest row
+        (inputs are left-padded, so that is how many trailing columns a trimmed batch must keep)."""
+        flat = [b.seqs for chain in batches for b in chain]
+        real = (torch.cat(flat) != 0).sum(1).cpu().numpy()  # per row
+        starts = np.cumsum([0] + [t.shape[0] for t in flat[:-1]])
+        return np.maximum.reduceat(real, starts).reshape(len(batches), -1).max(1).tolist()
 
     def _vmap_group(self, batches, users, full, flat, flat_chain: int):
         """The chains ``batches`` (their users ``users``, (G, k)) at once under vmap. Returns their local rows per
@@ -306,15 +328,18 @@ class TPUpdater:
         for kind in ("item", "user"):
             width = max(len(r[kind]) for r in own)
             padded[kind] = torch.stack([torch.cat([r[kind], r[kind][:1].expand(width - len(r[kind]))]) for r in own])
-        start = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(G, *v.shape)).detach()
-                 for n, v in full.items()}  # (G, ...) per chain
+        # Sparse tables: (G, width, ...) per chain. Dense parameters: every chain starts from the same Θ, so the
+        # first inner step reads them once for the whole group (vmap in_dims None: one matrix product for all
+        # chains instead of one per chain); after it each chain has its own copy, (G, ...).
+        start = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v).detach() for n, v in full.items()}
         buffers = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(G, *v.shape))
                    for n, v in self.objective.named_buffers()}
-        params = {n: v.clone() for n, v in start.items()}
-        step = torch.func.vmap(self._grad_vmap, in_dims=(0, 0, 0, 0, 0, 0, 0), randomness="different")
+        params = dict(start)
         aux_all = []
         with self.model.vmapped():
             for i in range(k):
+                dims = {n: 0 if i > 0 or n in self.sparse else None for n in params}
+                step = torch.func.vmap(self._grad_vmap, in_dims=(dims, 0, 0, 0, 0, 0, 0), randomness="different")
                 seqs, pos, neg, us, lab = self._stack([local[c][i] for c in range(G)],
                                                       [int(users[c, i]) for c in range(G)])
                 grads, aux = step(params, buffers, seqs, pos, neg, us, lab)
@@ -324,13 +349,15 @@ class TPUpdater:
                 params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
         delta = {}
         for n in start:
-            d = start[n] - params[n]
+            d = start[n] - params[n]  # (G, ...): params[n] is per chain after the first inner step
             delta[n] = d.reshape(-1, *d.shape[2:]) if n in self.sparse else d.sum(0)
         rows = {kind: r.reshape(-1) for kind, r in padded.items()}
         return rows, delta, torch.stack(aux_all, 1)  # (G, k, 3)
 
     def _stack(self, bs: list[Batch], us: list[int]) -> tuple[torch.Tensor, ...]:
-        """Stack the chains' batches of one vmap group (padding rows without targets where their sizes differ)."""
+        """Stack the chains' batches of one vmap group (padding rows without targets where their sizes differ).
+        For a backbone that trims left padding, the columns that are padding in every row are cut off (targets are
+        aligned with inputs there, so those columns have no target either: the loss and φ's gradients are the same)."""
         R = max(b.seqs.shape[0] for b in bs)
 
         def pad(t: torch.Tensor, fill: int = 0) -> torch.Tensor:
@@ -344,6 +371,11 @@ class TPUpdater:
         neg = torch.stack([pad(b.neg) for b in bs])  # (P, R, M)
         users = torch.stack([pad(b.users, int(b.users[0])) for b in bs])  # (P, R)
         labels = self.labels[torch.as_tensor(us, device=self.labels.device)].unsqueeze(1).expand(-1, R)  # (P, R)
+        if self.model.trims_left_padding:  # drop the leading columns that are padding in every row of the group
+            assert pos.shape == seqs.shape, "trimming needs targets aligned with the inputs (sequence mode)"
+            real = (seqs != 0).flatten(0, 1).any(0)  # (L,)
+            first = int(real.to(torch.int8).argmax()) if bool(real.any()) else seqs.shape[-1] - 1
+            seqs, pos, neg = seqs[..., first:], pos[..., first:], neg[..., first:]
         return seqs, pos, neg, users, labels
 
     # ------------------------------------------------------------------------------------------------------
@@ -381,6 +413,11 @@ class TPUpdater:
         out["outer_steps"] = float(n_steps)
         out.update(summarise_alignment(diag))
         return out
+
+
+def _log4(n: int) -> int:
+    """⌈log4 n⌉ for n ≥ 1 (0 for n ≤ 1), in integers: the bucket of a size or length."""
+    return ((max(int(n), 1) - 1).bit_length() + 1) // 2
 
 
 def reptile_outer_step(
