@@ -30,7 +30,7 @@ import torch
 from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset, make_split
 from tplib.evaluate import rank_users
-from tplib.train.loop import build_for, build_training, resolve_device
+from tplib.train.loop import build_for, build_training, gc_frozen, resolve_device
 
 
 def sync(device: torch.device) -> None:
@@ -55,11 +55,12 @@ def time_baseline(cfg, ds, split, fraction: float, device: torch.device) -> floa
 
     one(next(batches))  # warm-up
     sync(device)
-    t = time.perf_counter()
-    for _ in range(todo - 1):
-        one(next(batches))
-    sync(device)
-    return (time.perf_counter() - t) / (todo - 1) * n_batches
+    with gc_frozen():  # as in training (tplib.train.loop)
+        t = time.perf_counter()
+        for _ in range(todo - 1):
+            one(next(batches))
+        sync(device)
+        return (time.perf_counter() - t) / (todo - 1) * n_batches
 
 
 def time_tp(cfg, ds, split, fraction: float, device: torch.device) -> float:
@@ -73,11 +74,12 @@ def time_tp(cfg, ds, split, fraction: float, device: torch.device) -> float:
     model.train()
     up.outer_step(sampler, users[0])  # warm-up
     sync(device)
-    t = time.perf_counter()
-    for s in range(1, todo):
-        up.outer_step(sampler, users[s])
-    sync(device)
-    return (time.perf_counter() - t) / (todo - 1) * n_steps
+    with gc_frozen():  # as in training (tplib.train.loop)
+        t = time.perf_counter()
+        for s in range(1, todo):
+            up.outer_step(sampler, users[s])
+        sync(device)
+        return (time.perf_counter() - t) / (todo - 1) * n_steps
 
 
 def time_eval(cfg, ds, split, device: torch.device) -> float:

@@ -1,6 +1,7 @@
 """The TP trainer's meaning: the tests pin Algorithm 1 as method.md reads it."""
 
 import copy
+import itertools
 from collections import defaultdict
 
 import numpy as np
@@ -275,9 +276,28 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
 
 
 def test_group_chains_by_size():
-    assert TPUpdater.group_chains([2, 2, 2]) == [[0, 1, 2]]  # one row per user, no lengths: one group
-    # with input lengths (SASRec, GRU4Rec): also by ⌈log4 length⌉; longest first
-    assert TPUpdater.group_chains([1] * 8, [50, 3, 4, 17, 16, 5, 65, 1]) == [[6], [0, 3], [4, 5], [1, 2], [7]]
-    assert TPUpdater.group_chains([1, 97, 13, 4, 128, 17, 5, 64]) == [[1, 4], [5, 7], [2, 6], [3], [0]]
-    groups = TPUpdater.group_chains(list(np.random.default_rng(0).integers(1, 200, 64)))
-    assert sorted(c for g in groups for c in g) == list(range(64))  # every chain once
+    G = TPUpdater.group_chains
+    assert G([2, 2, 2]) == [[0, 1, 2]]  # one size: one group, whatever a group costs
+    sizes = [1, 97, 13, 4, 128, 17, 5, 64]
+    # free groups: one per distinct size (no padding); very costly ones: everything in one group
+    assert G(sizes, per_group=0) == [[4], [1], [7], [5], [2], [6], [3], [0]]
+    assert G(sizes, per_group=1e9) == [[0, 3, 6, 2, 5, 7, 1, 4]]
+    # by hand, cost 10 per group: {1, 4, 5} 10 + 3·5 = 25, {13, 17} 44, {64} 74, {97} 107, {128} 138
+    # ({97, 128} would be 266 > 245; {64, 97} 204 > 181; {1, 4, 5, 13, 17} 95 > 69)
+    assert G(sizes, per_group=10) == [[4], [1], [7], [2, 5], [0, 3, 6]]
+    # size x length (SASRec and GRU4Rec: one row, inputs cut to the group's longest); equal work stays together
+    assert G([1] * 6, [50, 3, 50, 4, 3, 49], per_group=20) == [[5, 0, 2], [1, 4, 3]]
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # the cheapest contiguous cut, against every cut of the sorted distinct values
+        sizes, c0 = list(rng.integers(1, 40, 9)), float(rng.integers(0, 60))
+        groups = G(sizes, per_group=c0)
+        assert sorted(c for g in groups for c in g) == list(range(9))  # every chain once
+        cost = sum(c0 + len(g) * max(sizes[c] for c in g) for g in groups)
+        vals = sorted(set(sizes))
+        brute = min(
+            sum(c0 + sum(n in part for n in sizes) * max(part) for part in np.split(vals, cuts))
+            for r in range(len(vals)) for cuts in itertools.combinations(range(1, len(vals)), r)
+        )
+        assert cost == pytest.approx(brute)
+        ranges = [(min(sizes[c] for c in g), max(sizes[c] for c in g)) for g in groups]
+        assert all(lo_prev > hi for (lo_prev, _), (_, hi) in zip(ranges, ranges[1:]))  # contiguous, largest first

@@ -20,13 +20,16 @@ ignored (and replaced). It is deleted once ``train_summary.json`` is written.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 import json
 import logging
 import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -112,6 +115,18 @@ def build_for(cfg: RunConfig, ds: SeqDataset, device: torch.device) -> SeqRecMod
     return build_model(cfg.backbone, ds.n_items, ds.n_users, cfg.model).to(device)
 
 
+@contextlib.contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Python's cyclic garbage collector ignores the objects alive when training starts (torch's modules, the
+    data) until it ends: its full collections, triggered by the many small objects of each step, no longer walk
+    them (about 6% of a vectorised TP epoch on CPU, nothing for the baseline). Changes no value."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def build_training(
     cfg: RunConfig, ds: SeqDataset, split: Split, device: torch.device
 ) -> tuple[SeqRecModel, TrainSampler, Updater]:
@@ -165,7 +180,7 @@ def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path, resume: bool = True) ->
         cfg.backbone, cfg.method, ds.name, cfg.seed, len(split.existing), sampler.n_units, device,
     )
     last = epoch if saved is not None and saved["stopped"] else cfg.train.max_epochs  # stopped: nothing left
-    with tqdm(total=cfg.train.max_epochs, initial=epoch, desc=f"{cfg.backbone}/{cfg.method}", disable=quiet,
+    with gc_frozen(), tqdm(total=cfg.train.max_epochs, initial=epoch, desc=f"{cfg.backbone}/{cfg.method}", disable=quiet,
               unit="ep") as bar:
         for epoch in range(epoch + 1, last + 1):
             t_ep = time.perf_counter()
