@@ -149,8 +149,8 @@ def _scan(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor, steps: tuple
         rz = torch.sigmoid(gi_rz[t] + gh[:, :d2])
         r, z = rz.chunk(2, -1)
         n = torch.tanh(gi_n[t] + r * gh[:, d2:])
-        # h' = (1 − z) ⊙ n + z ⊙ h, written as torch's GRU cell computes it; the state stays 0 over padding
-        h = torch.where(step, (h - n) * z + n, h)
+        # h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n) (one lerp); the state stays 0 over padding
+        h = torch.where(step, torch.lerp(n, h, z), h)
         outs.append(h)
         if keep is not None:
             keep.append((rz, n, gh[:, d2:]))
