@@ -73,6 +73,26 @@ def test_user_batch_is_one_user_and_capped():
     assert len(b.users) == 4 and set(b.users.tolist()) == {int(split.existing[2])}
 
 
+@pytest.mark.parametrize("mode", ["sequence", "window"])
+def test_user_batches_are_user_batch_drawn_at_once(mode):
+    # TP's vectorised chains draw all users' mini-batches in one call: per user the same rows (and the same cap)
+    # as user_batch, negatives from the same distribution (not the user's training items, 0 where no target)
+    ds = tiny_dataset()
+    split = make_split(ds, 0)
+    s = TrainSampler(ds, split, 3, mode, np.random.default_rng(3), targets=2)
+    one = TrainSampler(ds, split, 3, mode, np.random.default_rng(3), targets=2)
+    idx = np.array([2, 0, 2, 5])
+    got = s.user_batches(idx, max_size=4)
+    assert len(got) == 4
+    for i, b in zip(idx, got):
+        ref = one.user_batch(int(i), max_size=10_000)
+        assert set(b.users.tolist()) == {int(split.existing[i])} and len(b.users) == min(4, len(ref.users))
+        rows = {tuple(r) for r in ref.seqs.tolist()}
+        assert {tuple(r) for r in b.seqs.tolist()} <= rows and b.pos.shape == (len(b.users), ref.pos.shape[1])
+        seen = set(ds.seq(int(split.existing[i]))[:-2].tolist())
+        assert ((b.neg == 0) == (b.pos == 0)).all() and not (set(b.neg[b.neg > 0].tolist()) & seen)
+
+
 def test_same_seed_same_batches():
     ds = tiny_dataset()
     split = make_split(ds, 0)

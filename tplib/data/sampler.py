@@ -143,3 +143,14 @@ class TrainSampler:
     def user_batch(self, i: int, max_size: int) -> Batch:
         """TP's inner mini-batch: L-length subsequences (with their next items) of ONE user."""
         return self.batch(self.user_rows(i, max_size))
+
+    def user_batches(self, idx: np.ndarray, max_size: int) -> list[Batch]:
+        """:meth:`user_batch` for each training user in ``idx``, with one negative-sampling call for all of them
+        (TP's vectorised chains: one call instead of one per user). Each batch has the same distribution as
+        :meth:`user_batch`'s, but the generator's draws are consumed in another order, so the values differ from
+        calling it user by user."""
+        rows = [self.user_rows(int(i), max_size) for i in idx]
+        b = self.batch(np.concatenate(rows))
+        cuts = np.cumsum([len(r) for r in rows])[:-1].tolist()
+        fields = (b.seqs, b.pos, b.neg, b.users)
+        return [Batch(*parts) for parts in zip(*(t.tensor_split(cuts) for t in fields))]

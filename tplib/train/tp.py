@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from tplib.config import RunConfig
@@ -152,16 +153,18 @@ class TPUpdater:
         return grads[:n], grads[n:], {"loss": out.loss.item(), "adv_loss": bce_d.item(), "disc_acc": acc.item()}
 
     def outer_step_reference(
-        self, sampler: TrainSampler, users: np.ndarray, diag: dict | None = None
+        self, sampler: TrainSampler, users: np.ndarray, diag: dict | None = None, draw_at_once: bool = False
     ) -> list[dict[str, float]]:
         """One outer iteration, written plainly (full parameters, one autograd pass per inner step, chains one
-        after another). The reference that :meth:`outer_step` must match; tests compare the two."""
+        after another). The reference that :meth:`outer_step` must match; tests compare the two (drawing the
+        mini-batches as the fast path does: ``draw_at_once`` where it runs the chains vectorised)."""
         stats: list[dict[str, float]] = []
         flat: list[torch.Tensor] = []
+        batches = self.draw(sampler, users, draw_at_once)
 
         def inner(c: int, i: int) -> list[torch.Tensor]:
             u = int(users[c, i])
-            g, g_d, st = self.inner_grads(sampler.user_batch(u, self.tp.user_batch), self.labels[u])
+            g, g_d, st = self.inner_grads(batches[c][i], self.labels[u])
             stats.append(st)
             if diag is not None and c == 0:
                 flat.append(torch.cat([x.reshape(-1) for x in g]))
@@ -195,11 +198,11 @@ class TPUpdater:
           (``index_add``), which is the mean over chains of the reference.
         """
         P, k = users.shape
-        cap = self.tp.user_batch
-        batches = [[sampler.user_batch(int(users[c, i]), cap) for i in range(k)] for c in range(P)]
+        vectorised = P > 1 and self.tp.vectorize and self.model.vmappable
+        batches = self.draw(sampler, users, vectorised)
         full = dict(self.objective.named_parameters())
         flat: list[torch.Tensor] = []
-        if P > 1 and self.tp.vectorize and self.model.vmappable:
+        if vectorised:
             rows, delta, aux = self._chains_vmapped(batches, users, full, flat if diag is not None else None)
         else:
             rows, delta, aux = self._chains_looped(batches, users, full, flat if diag is not None else None)
@@ -226,6 +229,17 @@ class TPUpdater:
         self.outer_steps += 1
         vals = aux.tolist()
         return [{"loss": a, "adv_loss": b, "disc_acc": c} for a, b, c in vals]
+
+    def draw(self, sampler: TrainSampler, users: np.ndarray, at_once: bool) -> list[list[Batch]]:
+        """The (P, k) users' mini-batches, chain by chain: one :meth:`TrainSampler.user_batch` call per user (as
+        the paper's P = 1 runs always drew them), or, ``at_once`` (the vectorised chains), one
+        :meth:`TrainSampler.user_batches` call for all (the same distributions, other draws)."""
+        P, k = users.shape
+        cap = self.tp.user_batch
+        if at_once:
+            flat = sampler.user_batches(users.reshape(-1), cap)
+            return [flat[c * k : (c + 1) * k] for c in range(P)]
+        return [[sampler.user_batch(int(users[c, i]), cap) for i in range(k)] for c in range(P)]
 
     # The inner chains of one outer step. Both return (rows, delta, aux): ``rows[kind]`` the global rows of the
     # sparse tables that ``delta[name]`` (Θ − θ_k averaged over the chains) covers, row for row (rows may repeat:
@@ -409,17 +423,11 @@ class TPUpdater:
         For a backbone that trims left padding, the columns that are padding in every row are cut off (targets are
         aligned with inputs there, so those columns have no target either: the loss and φ's gradients are the same)."""
         R = max(b.seqs.shape[0] for b in bs)
-
-        def pad(t: torch.Tensor, fill: int = 0) -> torch.Tensor:
-            if t.shape[0] == R:
-                return t
-            extra = t.new_full((R - t.shape[0], *t.shape[1:]), fill)
-            return torch.cat([t, extra])
-
-        seqs = torch.stack([pad(b.seqs) for b in bs])  # (P, R, L)
-        pos = torch.stack([pad(b.pos) for b in bs])  # (P, R, M)
-        neg = torch.stack([pad(b.neg) for b in bs])  # (P, R, M)
-        users = torch.stack([pad(b.users, int(b.users[0])) for b in bs])  # (P, R)
+        seqs = pad_sequence([b.seqs for b in bs], batch_first=True)  # (P, R, L), padding rows all 0
+        pos = pad_sequence([b.pos for b in bs], batch_first=True)  # (P, R, M)
+        neg = pad_sequence([b.neg for b in bs], batch_first=True)  # (P, R, M)
+        users = pad_sequence([b.users for b in bs], batch_first=True, padding_value=-1)  # (P, R)
+        users = torch.where(users < 0, users[:, :1], users)  # padding rows: the chain's user
         labels = self.labels[torch.as_tensor(us, device=self.labels.device)].unsqueeze(1).expand(-1, R)  # (P, R)
         if self.model.trims_left_padding:  # drop the leading columns that are padding in every row of the group
             assert pos.shape == seqs.shape, "trimming needs targets aligned with the inputs (sequence mode)"
