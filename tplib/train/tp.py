@@ -382,11 +382,13 @@ class TPUpdater:
                 aux_all.append(aux)
                 if flat is not None:
                     flat.append(torch.cat([grads[n][flat_chain].reshape(-1) for n in grads if n.startswith("model.")]))
-                params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
-        delta = {}
-        for n in start:
-            d = start[n] - params[n]  # (G, ...): params[n] is per chain after the first inner step
-            delta[n] = d.reshape(-1, *d.shape[2:]) if n in self.sparse else d.sum(0)
+                gsum = grads if i == 0 else {n: gsum[n] + grads[n] for n in grads}
+                if i < k - 1:  # the last inner step's parameters are never read
+                    params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
+        # Θ − θ_k = α Σ_i g_i (plain SGD from Θ), per chain: (G, ...) (a sparse table's rows, flattened), and the
+        # dense parameters' summed over the group's chains
+        delta = {n: self.tp.alpha * (g.reshape(-1, *g.shape[2:]) if n in self.sparse else g.sum(0))
+                 for n, g in gsum.items()}
         rows = {kind: r.reshape(-1) for kind, r in padded.items()}
         return rows, delta, torch.stack(aux_all, 1)  # (G, k, 3)
 
