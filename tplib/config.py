@@ -88,7 +88,7 @@ class TPConfig:
     beta: float = 1e-3  # outer Adam learning rate
     lam: float = 0.1  # adversarial weight lambda (0 switches the discriminator's influence off)
     P: int = 1  # parallel inner chains averaged per outer step (1 = the paper's algorithm)
-    vectorize: bool = True  # run the P chains at once with torch.func.vmap where the backbone allows it
+    vectorize: bool = True  # run the P > 1 chains at once with torch.func.vmap where the backbone allows it
     user_batch: int = 128  # cap on one user's mini-batch (Caser windows)
     disc_hidden: int = 50  # discriminator MLP hidden width
     diag_every: int = 10  # outer steps between mechanism diagnostics (gradient alignment between users)

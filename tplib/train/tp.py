@@ -184,7 +184,8 @@ class TPUpdater:
 
         The same update as :meth:`outer_step_reference`, computed faster and exactly:
 
-        - all P·k mini-batches of the step are drawn first (the same sampler and distributions);
+        - all P·k mini-batches of the step are drawn first (the same sampler and distributions; vectorised, in
+          one sampler call, :meth:`draw`);
         - the inner steps run on *local* copies of the sparse tables (``model.sparse_tables``: item and user
           embeddings), restricted to the rows those batches touch. Other rows get a zero gradient in every inner
           step, so they do not move and their share of Θ − θ_k is exactly 0;
@@ -194,8 +195,9 @@ class TPUpdater:
           step reads the dense parameters once for the group, as every chain starts from Θ; the
           dropout masks are then drawn per group in one call, so they differ from a sequential run. Each chain
           gets its own local rows (the rows ITS k batches touch, padded to its group's widest), so a step's work
-          grows with P, not with P²; the chains' deltas are summed into the touched rows of the full table
-          (``index_add``), which is the mean over chains of the reference.
+          grows with P, not with P²; each chain's delta is α Σ_i g_i (Θ − θ_k for plain SGD from Θ), and the
+          deltas are summed into the touched rows of the full table (``index_add``), which is the mean over chains
+          of the reference (up to rounding).
         """
         P, k = users.shape
         vectorised = P > 1 and self.tp.vectorize and self.model.vmappable
