@@ -6,7 +6,9 @@
 set -euo pipefail
 if [ $# -ge 1 ]; then
   [ -d "results/stopping/runs-P$1" ] || { echo "aggregate.sh: no folder results/stopping/runs-P$1 (usage: aggregate.sh [P], e.g. 64)" >&2; exit 2; }
-  baselines=$(cd "results/stopping/runs-P$1" && for db in */*; do [ -d "../runs/$db/baseline" ] && echo "results/stopping/runs/$db/baseline"; done)
+  # (the same baselines may be absent here: the committed aggregate keeps theirs)
+  baselines=$(cd "results/stopping/runs-P$1" && for db in */*; do
+    if [ -d "../runs/$db/baseline" ]; then echo "results/stopping/runs/$db/baseline"; fi; done)
   bash results/merge_runs.sh "results/stopping/aggregate-P$1" "results/stopping/runs-P$1" $baselines
 else
   bash results/merge_runs.sh results/stopping/aggregate results/stopping/runs

@@ -180,8 +180,8 @@ def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path, resume: bool = True) ->
         cfg.backbone, cfg.method, ds.name, cfg.seed, len(split.existing), sampler.n_units, device,
     )
     last = epoch if saved is not None and saved["stopped"] else cfg.train.max_epochs  # stopped: nothing left
-    with gc_frozen(), tqdm(total=cfg.train.max_epochs, initial=epoch, desc=f"{cfg.backbone}/{cfg.method}", disable=quiet,
-              unit="ep") as bar:
+    with gc_frozen(), tqdm(total=cfg.train.max_epochs, initial=epoch, desc=f"{cfg.backbone}/{cfg.method}",
+                           disable=quiet, unit="ep") as bar:
         for epoch in range(epoch + 1, last + 1):
             t_ep = time.perf_counter()
             model.train()

@@ -25,11 +25,12 @@ One TP epoch visits every existing user's mini-batch once (as the baseline's epo
 ``P`` (a harness extension, default 1 = the paper's algorithm exactly) runs P inner chains from the same Θ, each
 on its own k users, and averages their deltas (batched Reptile). ``tp.vectorize`` runs the P chains at once with
 ``torch.func.vmap`` over stacked copies of the parameters: the same arithmetic as running them one after another
-(only the dropout masks are drawn differently, and sums are rounded in another order), so it keeps the algorithm's
-meaning for every P; with P = 1 there is nothing to vectorise and the plain loop runs. Chains are run in groups of
-similar mini-batch size and input length, and a group's left-padded inputs are cut to its longest real input
-(backbones with ``trims_left_padding``): padded columns carry no target and do not change φ at real positions, so
-this changes no value, only the work (``tests/test_tp.py`` compares the fast path with the plain reference).
+(only the dropout masks and negatives are drawn differently, and sums are rounded in another order), so it keeps the
+algorithm's meaning for every P; with P = 1 there is nothing to vectorise and the plain loop runs. Chains are run in
+groups of similar mini-batch size and input length, and a group's left-padded inputs are cut to its longest real
+input (backbones with ``trims_left_padding``): padded columns carry no target and do not change φ at real
+positions, so this changes no value, only the work (``tests/test_tp.py`` compares the fast path with the plain
+reference).
 """
 
 from __future__ import annotations
