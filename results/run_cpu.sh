@@ -115,3 +115,7 @@ bash results/aggregate_finished.sh
 for s in 3 4 5 6 7 8; do bash results/schedule/run.sh game sasrec $s; done
 bash results/schedule/aggregate.sh
 bash results/aggregate_finished.sh
+# Session 15: Game SASRec TP to early stopping, seed 9 (one single-core lane; the baseline from the committed aggregate).
+bash results/schedule/run.sh game sasrec 9
+bash results/schedule/aggregate.sh
+bash results/aggregate_finished.sh
