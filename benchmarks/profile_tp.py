@@ -1,6 +1,6 @@
 """Where a vectorised TP outer step spends its time: milliseconds per outer step and the top functions.
 
-    python benchmarks/profile_tp.py --data results/data/game --backbone caser [--P 64] [--steps 20] [--top 18]
+    python benchmarks/profile_tp.py --data results/data/game --backbone caser [--P 64] [--steps 20] [--top 18] [--sort cpu_time_total]
 
 Times ``--steps`` outer steps (after one warm-up) on random users, one torch thread, under ``torch.profiler``,
 and prints the per-step time, the epoch it implies (n_users / (P·k) outer steps, without validation) and the
@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--P", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--top", type=int, default=18)
+    ap.add_argument("--sort", default="self_cpu_time_total", help="a torch.profiler column (cpu_time_total: nested)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ds = SeqDataset.load(Path(args.data))
@@ -48,7 +49,7 @@ def main() -> None:
     n_steps = math.ceil(len(sampler.users) / (args.P * cfg.tp.k))
     print(f"{ds.name} {args.backbone} P={args.P} k={cfg.tp.k}: {dt * 1000:.1f} ms per outer step (profiled), "
           f"epoch ~{dt * n_steps:.1f} s ({n_steps} outer steps, no validation)")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
+    print(prof.key_averages().table(sort_by=args.sort, row_limit=args.top))
 
 
 if __name__ == "__main__":

@@ -59,3 +59,24 @@ def test_gpu_check_script_runs_its_stages_on_a_cpu(tmp_path):
     assert ((table.train_s_min <= table.train_s_per_epoch) & (table.train_s_per_epoch <= table.train_s_max)).all()
     assert (table.eval_all_users_s > 0).all()
     assert len(pd.read_csv(out / "train_log.csv")) == 2
+
+
+def test_ab_swap_times_both_variants(tmp_path, capsys):
+    """benchmarks/ab_swap.py on the shipped slice, the 'old' version a copy of the current tplib/: both variants
+    run and are printed; a --old folder without the module stops with a message naming the file."""
+    import shutil
+
+    data = tmp_path / "data"
+    assert tp_main(["prepare", "--dataset", "mt-sample", "--out", str(data)]) == 0
+    shutil.copytree(ROOT / "tplib", tmp_path / "old" / "tplib")
+    ab = load("ab_swap")
+    ab.main(["--old", str(tmp_path / "old"), "--data", str(data), "--backbone", "gru4rec", "--P", "4", "--steps", "1",
+             "--rounds", "2", "--swap", "tplib.models.gru4rec:_GRUScan,_scan"])
+    out = capsys.readouterr().out
+    import tplib.models.gru4rec as live
+
+    assert live._GRUScan.__module__ == "tplib.models.gru4rec"  # the live module is left as it was
+    assert "mt-sample gru4rec P=4" in out and "A (old) median" in out and "B/A median of paired ratios" in out
+    with pytest.raises(SystemExit, match="no such file"):
+        ab.main(["--old", str(tmp_path / "nothing"), "--data", str(data), "--backbone", "gru4rec",
+                 "--swap", "tplib.models.gru4rec:_GRUScan"])

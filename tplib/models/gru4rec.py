@@ -25,7 +25,8 @@ torch's GRU equations written with plain tensor ops, a Python loop over the L co
 whose update is masked so that the state stays exactly 0 over the left padding and a padded column's output is
 0. The last column always steps, which is the empty row's one step on the padding embedding. Its backward is
 written out by hand (:class:`_GRUScan`: backpropagation through time in 6 small ops per column, tested against autograd),
-because autograd's runs some 20 per column, each a dispatch under vmap. The inter-layer
+because autograd's runs some 20 per column, each a dispatch under vmap; and both loops have a vmap rule of their own,
+which runs them on the chains explicitly batched (plain tensor ops, not vmap's per-op batching). The inter-layer
 dropout then comes from :class:`tplib.models.base.Dropout` rather than ``nn.GRU``'s own (same distribution,
 other masks). Without dropout the two paths agree to rounding (``tests/test_models.py``).
 Initialisation: item embeddings xavier-normal (as SASRec.pytorch; padding row 0), the GRU at PyTorch's default.
@@ -135,30 +136,46 @@ class GRU4Rec(SeqRecModel):
 
 def _scan(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor, steps: tuple[torch.Tensor, ...],
           keep: list | None = None) -> list[torch.Tensor]:
-    """The GRU recurrence over the columns, from h = 0, given the input's share ``gi`` (B, L, 3d) of the gates and
-    whether each row steps at each column (``steps``: L × (B, 1) bool). Returns the L states (B, d). With ``keep``
-    (a list), appends the per-column r, z, n and the state's share of n's pre-activation (what the backward of
+    """The GRU recurrence over the columns, from h = 0, given the input's share ``gi`` (*, B, L, 3d) of the gates and
+    whether each row steps at each column (``steps``: L × (*, B, 1) bool). ``*``: optional leading chain dimensions
+    (the explicitly batched chains of :class:`_GRUScan`'s vmap rule), shared by ``w_hh`` (*, 3d, d) and ``b_hh``
+    (*, 3d) or absent there (one w_hh for all chains). Returns the L states (*, B, d). With ``keep`` (a list),
+    appends the per-column r, z, n and the state's share of n's pre-activation (what the backward of
     :class:`_GRUScan` needs)."""
-    d2 = 2 * w_hh.shape[1]  # w_hh is (3d, d)
-    gi_rz, gi_n = gi[..., :d2].unbind(1), gi[..., d2:].unbind(1)  # L × (B, 2d), L × (B, d)
-    h = torch.zeros_like(gi_n[0])  # (B, d)
+    d2 = 2 * w_hh.shape[-1]  # w_hh is (*, 3d, d)
+    gi_rz, gi_n = gi[..., :d2].unbind(-2), gi[..., d2:].unbind(-2)  # L × (*, B, 2d), L × (*, B, d)
+    h = torch.zeros_like(gi_n[0])  # (*, B, d)
+    if w_hh.dim() == 2:  # one w_hh: one matrix product over all leading dimensions
+        def linear(h):
+            return F.linear(h, w_hh, b_hh)
+    else:  # each chain its own: a batched product
+        w_t, b = w_hh.mT, b_hh.unsqueeze(-2)  # (*, d, 3d), (*, 1, 3d)
+
+        def linear(h):
+            return torch.baddbmm(b, h, w_t)
     outs = []
     for t, step in enumerate(steps):
-        gh = F.linear(h, w_hh, b_hh)  # (B, 3d)
-        # r and z share one add and one sigmoid (fewer ops: each costs most under vmap)
-        rz = torch.sigmoid(gi_rz[t] + gh[:, :d2])
+        gh = linear(h)  # (*, B, 3d)
+        # r and z share one add and one sigmoid (fewer ops: each op's dispatch costs more than its arithmetic)
+        rz = torch.sigmoid(gi_rz[t] + gh[..., :d2])
         r, z = rz.chunk(2, -1)
-        n = torch.tanh(gi_n[t] + r * gh[:, d2:])
+        n = torch.tanh(gi_n[t] + r * gh[..., d2:])
         # h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n) (one lerp); the state stays 0 over padding
         h = torch.where(step, torch.lerp(n, h, z), h)
         outs.append(h)
         if keep is not None:
-            keep.append((rz, n, gh[:, d2:]))
+            keep.append((rz, n, gh[..., d2:]))
     return outs
 
 
+def _batched(x: torch.Tensor, dim: int | None, size: int) -> torch.Tensor:
+    """``x`` with its vmap batch dimension first (expanded to ``size`` if it has none)."""
+    return x.expand(size, *x.shape) if dim is None else x.movedim(dim, 0)
+
+
 class _GRUScan(torch.autograd.Function):
-    """:func:`_scan` with its backward written out (backpropagation through time by hand).
+    """:func:`_scan` with its backward written out (backpropagation through time by hand), and a vmap rule that
+    runs both on the chains explicitly batched.
 
     Autograd's backward of the scan runs about 20 small ops per column (and formed w_hh's gradient as a (3d, d)
     outer product per column); under vmap each op is a dispatch that costs more than its arithmetic. Here the
@@ -172,23 +189,25 @@ class _GRUScan(torch.autograd.Function):
         ∂a_z = δ ⊙ s (h_{t−1} − n) z (1 − z),  ∂a_n = δ ⊙ s (1 − z)(1 − n²),  ∂a_r = ∂a_n ⊙ gh_n r (1 − r)
         ∂gh = [∂a_r, ∂a_z, ∂a_n ⊙ r],  ∂gi = [∂a_r, ∂a_z, ∂a_n],  δ_{t−1} = g_{t−1} + δ ⊙ (s z + 1 − s) + ∂gh w_hh
 
-    (δ the gradient at h_t, g_t the loss's own gradient at output t). ``generate_vmap_rule``: under vmap the same
-    ops run batched. Tested against autograd of the plain scan and against ``nn.GRU`` (``tests/test_models.py``).
+    (δ the gradient at h_t, g_t the loss's own gradient at output t). Under ``torch.func.vmap`` (TP's chains) the
+    :meth:`vmap` rule moves the chain dimension first and runs the same loops on the batched tensors (one w_hh
+    for all chains stays one matrix), and the backward goes through :class:`_GRUScanBackward`, which does the
+    same: the loops' ops are then plain tensor ops instead of vmap's per-op batching, which costs about as much
+    as the arithmetic of these small ops. Tested against autograd of the plain scan (on its own and under vmap)
+    and against ``nn.GRU`` (``tests/test_models.py``).
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
-    def forward(gi, w_hh, b_hh, steps):  # gi (B, L, 3d), w_hh (3d, d), b_hh (3d,), steps (B, L, 1) bool
+    def forward(gi, w_hh, b_hh, steps):  # gi (*, B, L, 3d), w_hh (*, 3d, d), b_hh (*, 3d), steps (*, B, L, 1) bool
         keep: list = []
-        outs = torch.stack(_scan(gi, w_hh, b_hh, steps.unbind(1), keep), 1)  # (B, L, d)
-        rz, n, gh_n = (torch.stack(v, 1) for v in zip(*keep))  # (B, L, 2d), (B, L, d), (B, L, d)
+        outs = torch.stack(_scan(gi, w_hh, b_hh, steps.unbind(-2), keep), -2)  # (*, B, L, d)
+        rz, n, gh_n = (torch.stack(v, -2) for v in zip(*keep))  # (*, B, L, 2d), (*, B, L, d), (*, B, L, d)
         r, z = rz.chunk(2, -1)
-        before = torch.cat([torch.zeros_like(outs[:, :1]), outs[:, :-1]], 1)  # (B, L, d): h_{t-1}
-        s = steps.to(gi.dtype)  # (B, L, 1)
+        before = torch.cat([torch.zeros_like(outs[..., :1, :]), outs[..., :-1, :]], -2)  # (*, B, L, d): h_{t-1}
+        s = steps.to(gi.dtype)  # (*, B, L, 1)
         k_n = s * (1 - z) * (1 - n * n)  # ∂a_n = δ k_n
         coef = torch.cat([k_n * gh_n * r * (1 - r), s * (before - n) * z * (1 - z), k_n * r], -1)  # ∂gh = [δ,δ,δ] coef
-        carry = s * z + (1 - s)  # (B, L, d)
+        carry = s * z + (1 - s)  # (*, B, L, d)
         return outs, coef, carry, k_n, before
 
     @staticmethod
@@ -200,20 +219,52 @@ class _GRUScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_out, *_):
-        w_hh, coef, carry, k_n, before = ctx.saved_tensors
-        g = g_out.unbind(1)  # L × (B, d)
-        c, cr = coef.unbind(1), carry.unbind(1)
+        return *_GRUScanBackward.apply(g_out, *ctx.saved_tensors), None
+
+    @staticmethod
+    def vmap(info, in_dims, gi, w_hh, b_hh, steps):
+        gi, steps = _batched(gi, in_dims[0], info.batch_size), _batched(steps, in_dims[3], info.batch_size)
+        if in_dims[1] is not None or in_dims[2] is not None:  # one w_hh per chain
+            w_hh, b_hh = _batched(w_hh, in_dims[1], info.batch_size), _batched(b_hh, in_dims[2], info.batch_size)
+        return _GRUScan.apply(gi, w_hh, b_hh, steps), (0, 0, 0, 0, 0)
+
+
+class _GRUScanBackward(torch.autograd.Function):
+    """The backward of :class:`_GRUScan` (gradients of gi, w_hh, b_hh from the outputs' gradient ``g_out``), as a
+    function with a vmap rule of its own (the chains explicitly batched). Not differentiable itself."""
+
+    @staticmethod
+    def forward(g_out, w_hh, coef, carry, k_n, before):  # (*, B, L, d), (*, 3d, d) or (3d, d), ...
+        g = g_out.unbind(-2)  # L × (*, B, d)
+        c, cr = coef.unbind(-2), carry.unbind(-2)
         delta = g[-1]
         deltas, dghs = [], []
         for t in range(len(g) - 1, -1, -1):
-            dgh = delta.repeat(1, 3) * c[t]  # (B, 3d)
+            dgh = torch.cat([delta, delta, delta], -1) * c[t]  # (*, B, 3d)
             deltas.append(delta)
             dghs.append(dgh)
             if t > 0:
                 delta = g[t - 1] + delta * cr[t] + dgh @ w_hh
-        delta_all = torch.stack(deltas[::-1], 1)  # (B, L, d)
-        dgh_all = torch.stack(dghs[::-1], 1)  # (B, L, 3d)
-        d2 = 2 * w_hh.shape[1]
-        d_gi = torch.cat([dgh_all[..., :d2], delta_all * k_n], -1)  # (B, L, 3d)
-        d_w = dgh_all.reshape(-1, dgh_all.shape[-1]).t() @ before.reshape(-1, before.shape[-1])  # (3d, d)
-        return d_gi, d_w, dgh_all.sum((0, 1)), None
+        delta_all = torch.stack(deltas[::-1], -2)  # (*, B, L, d)
+        dgh_all = torch.stack(dghs[::-1], -2)  # (*, B, L, 3d)
+        d2 = 2 * w_hh.shape[-1]
+        d_gi = torch.cat([dgh_all[..., :d2], delta_all * k_n], -1)  # (*, B, L, 3d)
+        d_w = dgh_all.flatten(-3, -2).mT @ before.flatten(-3, -2)  # (*, 3d, d): summed over rows and columns
+        return d_gi, d_w, dgh_all.sum((-3, -2))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("the GRU scan's backward is not differentiable (no second derivatives)")
+
+    @staticmethod
+    def vmap(info, in_dims, g_out, w_hh, *rest):
+        n = info.batch_size
+        g_out = _batched(g_out, in_dims[0], n)
+        if in_dims[1] is not None:
+            w_hh = _batched(w_hh, in_dims[1], n)
+        rest = [_batched(x, dim, n) for x, dim in zip(rest, in_dims[2:])]
+        return _GRUScanBackward.apply(g_out, w_hh, *rest), (0, 0, 0)
