@@ -197,18 +197,17 @@ class TPUpdater:
           dropout masks are then drawn per group in one call, so they differ from a sequential run. Each chain
           gets its own local rows (the rows ITS k batches touch, padded to its group's widest), so a step's work
           grows with P, not with P²; each chain's delta is α Σ_i g_i (Θ − θ_k for plain SGD from Θ), and the
-          deltas are summed into the touched rows of the full table (``index_add``), which is the mean over chains
-          of the reference (up to rounding).
+          groups' sums Σ_i g_i are added into the touched rows of the full table with weight α / P (``index_add``
+          with ``alpha``: no pass of its own over the deltas), which is the mean over chains of the reference (up
+          to rounding).
         """
         P, k = users.shape
         vectorised = P > 1 and self.tp.vectorize and self.model.vmappable
         batches = self.draw(sampler, users, vectorised)
         full = dict(self.objective.named_parameters())
         flat: list[torch.Tensor] = []
-        if vectorised:
-            rows, delta, aux = self._chains_vmapped(batches, users, full, flat if diag is not None else None)
-        else:
-            rows, delta, aux = self._chains_looped(batches, users, full, flat if diag is not None else None)
+        chains = self._chains_vmapped if vectorised else self._chains_looped
+        rows, delta, scale, aux = chains(batches, users, full, flat if diag is not None else None)
 
         with torch.no_grad():
             for n, p in full.items():
@@ -216,15 +215,17 @@ class TPUpdater:
                     g = self._gbuf.get(n)
                     if g is None:
                         g = self._gbuf[n] = torch.zeros_like(p)
-                    g.index_add_(0, rows[self.sparse[n]], delta[n])
+                    for r, d in zip(rows[self.sparse[n]], delta[n]):
+                        g.index_add_(0, r, d, alpha=scale)
                     p.grad = g
                 else:
-                    p.grad = delta[n]
+                    p.grad = delta[n] if scale == 1.0 else delta[n] * scale
         self.opt.step()
         self.opt_d.step()
         with torch.no_grad():
             for n, g in self._gbuf.items():
-                g[rows[self.sparse[n]]] = 0.0  # (repeated rows are fine: all set to 0)
+                for r in rows[self.sparse[n]]:
+                    g[r] = 0.0  # (repeated rows are fine: all set to 0)
         self.opt.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
         if diag is not None:
@@ -244,10 +245,11 @@ class TPUpdater:
             return [flat[c * k : (c + 1) * k] for c in range(P)]
         return [[sampler.user_batch(int(users[c, i]), cap) for i in range(k)] for c in range(P)]
 
-    # The inner chains of one outer step. Both return (rows, delta, aux): ``rows[kind]`` the global rows of the
-    # sparse tables that ``delta[name]`` (Θ − θ_k averaged over the chains) covers, row for row (rows may repeat:
-    # their deltas add up); dense parameters' deltas are full-size; ``aux`` (P·k, 3): loss, BCE_d, accuracy per
-    # inner step, chain by chain. Gradients of chain 0's inner steps go to ``flat`` (diagnostics) if it is given.
+    # The inner chains of one outer step. Both return (rows, delta, scale, aux): the mean over the chains of Θ − θ_k
+    # is ``scale`` times ``delta``. For a sparse table, ``delta[name]`` is a list of parts, each covering the global
+    # rows of its part of ``rows[kind]``, row for row (rows may repeat: their deltas add up); a dense parameter's
+    # delta is one full-size tensor. ``aux`` (P·k, 3): loss, BCE_d, accuracy per inner step, chain by chain.
+    # Gradients of chain 0's inner steps go to ``flat`` (diagnostics) if it is given.
 
     def _sparse_rows(self, bs: list[Batch]) -> dict[str, torch.Tensor]:
         """The sorted global rows that the batches ``bs`` touch, per table kind (item row 0, the padding item,
@@ -287,7 +289,8 @@ class TPUpdater:
                     params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
             for n in delta:
                 delta[n] += start[n] - params[n]
-        return rows, {n: d / P for n, d in delta.items()}, torch.cat(aux_all)
+        return ({kind: [r] for kind, r in rows.items()},
+                {n: [d / P] if n in self.sparse else d / P for n, d in delta.items()}, 1.0, torch.cat(aux_all))
 
     def _chains_vmapped(self, batches, users, full, flat):
         """The P chains under vmap, in groups of chains of similar size (:meth:`group_chains`), each group at once;
@@ -310,8 +313,8 @@ class TPUpdater:
                 sums[n].append(d)
             for j, c in enumerate(group):
                 aux[c] = g_aux[j]
-        delta = {n: (torch.cat(ds) if n in self.sparse else sum(ds)) / P for n, ds in sums.items()}
-        return {kind: torch.cat(r) for kind, r in rows.items()}, delta, torch.cat(aux)
+        delta = {n: ds if n in self.sparse else sum(ds) for n, ds in sums.items()}
+        return rows, delta, self.tp.alpha / P, torch.cat(aux)
 
     @staticmethod
     def group_chains(sizes: list[int], lengths: list[int] | None = None, per_group: float | None = None
@@ -356,8 +359,9 @@ class TPUpdater:
 
     def _vmap_group(self, batches, users, full, flat, flat_chain: int):
         """The chains ``batches`` (their users ``users``, (G, k)) at once under vmap. Returns their local rows per
-        table kind (G·width, flattened), their deltas Θ − θ_k summed over the group (sparse tables: per row,
-        (G·width, ...)), their stats (G, k, 3); inner gradients of chain ``flat_chain`` go to ``flat``."""
+        table kind (G·width, flattened), their sums of inner gradients Σ_i g_i (= (Θ − θ_k) / α) summed over the
+        group (sparse tables: per row, (G·width, ...)), their stats (G, k, 3); inner gradients of chain
+        ``flat_chain`` go to ``flat``."""
         G, k = users.shape
         # The k inner steps' batches stacked over the chains (global ids), then every chain's own rows (sorted,
         # item row 0 included, padded to the group's widest with repeats of its first) and the batches in them.
@@ -385,13 +389,15 @@ class TPUpdater:
                 aux_all.append(aux)
                 if flat is not None:
                     flat.append(torch.cat([grads[n][flat_chain].reshape(-1) for n in grads if n.startswith("model.")]))
-                gsum = grads if i == 0 else {n: gsum[n] + grads[n] for n in grads}
                 if i < k - 1:  # the last inner step's parameters are never read
-                    params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
+                    params = {n: torch.add(params[n], grads[n], alpha=-self.tp.alpha) for n in params}
+                if i == 0:
+                    gsum = grads
+                else:  # in place where it can be (step i − 1's gradients are not read again)
+                    gsum = {n: g.add_(grads[n]) if g.is_contiguous() else g + grads[n] for n, g in gsum.items()}
         # Θ − θ_k = α Σ_i g_i (plain SGD from Θ), per chain: (G, ...) (a sparse table's rows, flattened), and the
-        # dense parameters' summed over the group's chains
-        delta = {n: self.tp.alpha * (g.reshape(-1, *g.shape[2:]) if n in self.sparse else g.sum(0))
-                 for n, g in gsum.items()}
+        # dense parameters' summed over the group's chains (α is applied by the caller)
+        delta = {n: g.reshape(-1, *g.shape[2:]) if n in self.sparse else g.sum(0) for n, g in gsum.items()}
         rows = {kind: r.reshape(-1) for kind, r in padded.items()}
         return rows, delta, torch.stack(aux_all, 1)  # (G, k, 3)
 
