@@ -55,11 +55,16 @@ def main(argv: list[str] | None = None) -> None:
             live_owner, old_owner = live, old
             for o in owner:
                 live_owner, old_owner = getattr(live_owner, o), getattr(old_owner, o)
-            swaps.append((live_owner, attr, old_owner.__dict__[attr], live_owner.__dict__[attr]))
+            # a name that only one side has is removed on the other
+            swaps.append((live_owner, attr, old_owner.__dict__.get(attr), live_owner.__dict__.get(attr)))
 
     def use(variant: str) -> None:
         for owner, attr, a, b in swaps:
-            setattr(owner, attr, a if variant == "A" else b)
+            value = a if variant == "A" else b
+            if value is not None:
+                setattr(owner, attr, value)
+            elif attr in owner.__dict__:
+                delattr(owner, attr)
 
     torch.set_num_threads(1)
     ds = SeqDataset.load(Path(args.data))

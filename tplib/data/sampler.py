@@ -149,8 +149,13 @@ class TrainSampler:
         (TP's vectorised chains: one call instead of one per user). Each batch has the same distribution as
         :meth:`user_batch`'s, but the generator's draws are consumed in another order, so the values differ from
         calling it user by user."""
-        rows = [self.user_rows(int(i), max_size) for i in idx]
-        b = self.batch(np.concatenate(rows))
-        cuts = np.cumsum([len(r) for r in rows])[:-1].tolist()
+        b, counts = self.user_batches_flat(idx, max_size)
+        cuts = np.cumsum(counts)[:-1].tolist()
         fields = (b.seqs, b.pos, b.neg, b.users)
         return [Batch(*parts) for parts in zip(*(t.tensor_split(cuts) for t in fields))]
+
+    def user_batches_flat(self, idx: np.ndarray, max_size: int) -> tuple[Batch, np.ndarray]:
+        """:meth:`user_batches` as one batch: the users' mini-batches one after another, and each one's number of
+        rows (``len(idx)``,). The same draws as :meth:`user_batches`, which splits this batch."""
+        rows = [self.user_rows(int(i), max_size) for i in idx]
+        return self.batch(np.concatenate(rows)), np.array([len(r) for r in rows], dtype=np.int64)

@@ -44,7 +44,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from tplib.config import RunConfig
@@ -104,6 +103,20 @@ class _Objective(nn.Module):
         out = bce_loss(self.model, Batch(seqs, pos, neg, users))
         bce_d, acc = adversarial_loss(self.disc, out, labels, self.lam)
         return out.loss + bce_d, torch.stack([out.loss.detach(), bce_d.detach(), acc])
+
+
+class _Flat:
+    """The P·k mini-batches of a vectorised outer step in one flat batch: ``batch`` (rows user by user, chain by
+    chain), ``counts`` (P, k) rows per mini-batch and ``starts`` (P, k) where each begins; ``seqs``, ``pos``,
+    ``neg`` are the batch's with one all-zero row appended (row ``n_rows``: what padding rows are read from);
+    ``lengths`` (P, k), set for backbones that trim left padding: each mini-batch's longest real input."""
+
+    def __init__(self, batch: Batch, counts: np.ndarray) -> None:
+        self.batch, self.counts = batch, counts
+        self.starts = (np.cumsum(counts.reshape(-1)) - counts.reshape(-1)).reshape(counts.shape)
+        self.n_rows = batch.seqs.shape[0]
+        self.seqs, self.pos, self.neg = (torch.cat([t, t.new_zeros(1, *t.shape[1:])]) for t in (batch.seqs, batch.pos, batch.neg))
+        self.lengths: np.ndarray | None = None
 
 
 class TPUpdater:
@@ -203,7 +216,11 @@ class TPUpdater:
         """
         P, k = users.shape
         vectorised = P > 1 and self.tp.vectorize and self.model.vmappable
-        batches = self.draw(sampler, users, vectorised)
+        if vectorised:  # all P·k mini-batches in one flat batch (one sampler call), rows counted per batch
+            fb, counts = sampler.user_batches_flat(users.reshape(-1), self.tp.user_batch)
+            batches = _Flat(fb, counts.reshape(P, k))
+        else:
+            batches = self.draw(sampler, users, False)
         full = dict(self.objective.named_parameters())
         flat: list[torch.Tensor] = []
         chains = self._chains_vmapped if vectorised else self._chains_looped
@@ -292,7 +309,7 @@ class TPUpdater:
         return ({kind: [r] for kind, r in rows.items()},
                 {n: [d / P] if n in self.sparse else d / P for n, d in delta.items()}, 1.0, torch.cat(aux_all))
 
-    def _chains_vmapped(self, batches, users, full, flat):
+    def _chains_vmapped(self, batches: _Flat, users, full, flat):
         """The P chains under vmap, in groups of chains of similar size (:meth:`group_chains`), each group at once;
         each chain on its own local rows (padded to its group's widest with repeats of its row 0, which no batch
         index points to: they get a zero gradient and a delta of exactly 0)."""
@@ -300,12 +317,16 @@ class TPUpdater:
         rows: dict[str, list[torch.Tensor]] = {"item": [], "user": []}
         sums: dict[str, list[torch.Tensor]] = defaultdict(list)
         aux = [None] * P
-        sizes = [max(b.seqs.shape[0] for b in chain) for chain in batches]
-        lengths = (self._input_lengths(batches) if self.model.trims_left_padding
-                   else [batches[0][0].seqs.shape[-1]] * len(batches))
+        sizes = batches.counts.max(1)
+        if self.model.trims_left_padding:  # each batch's longest real input: its rows' non-padding items
+            batches.lengths = np.maximum.reduceat((batches.batch.seqs != 0).sum(1).cpu().numpy(),
+                                                  batches.starts.reshape(-1)).reshape(P, k)
+            lengths = batches.lengths.max(1)
+        else:
+            lengths = np.full(P, batches.seqs.shape[-1])
         for group in self.group_chains(sizes, lengths):
             has0 = 0 in group  # chain 0's inner gradients are the diagnostics'
-            g_rows, g_delta, g_aux = self._vmap_group([batches[c] for c in group], users[group], full,
+            g_rows, g_delta, g_aux = self._vmap_group(batches, group, users[group], full,
                                                       flat if has0 else None, group.index(0) if has0 else 0)
             for kind in rows:
                 rows[kind].append(g_rows[kind])
@@ -348,25 +369,15 @@ class TPUpdater:
             b = int(cut[b])
         return groups
 
-    @staticmethod
-    def _input_lengths(batches: list[list[Batch]]) -> list[int]:
-        """Each chain's longest real input over its k batches: the number of non-padding items of its widest row
-        (inputs are left-padded, so that is how many trailing columns a trimmed batch must keep)."""
-        flat = [b.seqs for chain in batches for b in chain]
-        real = (torch.cat(flat) != 0).sum(1).cpu().numpy()  # per row
-        starts = np.cumsum([0] + [t.shape[0] for t in flat[:-1]])
-        return np.maximum.reduceat(real, starts).reshape(len(batches), -1).max(1).tolist()
-
-    def _vmap_group(self, batches, users, full, flat, flat_chain: int):
-        """The chains ``batches`` (their users ``users``, (G, k)) at once under vmap. Returns their local rows per
+    def _vmap_group(self, batches: _Flat, group: list[int], users, full, flat, flat_chain: int):
+        """The chains ``group`` of ``batches`` (their users ``users``, (G, k)) at once under vmap. Returns their local rows per
         table kind (G·width, flattened), their sums of inner gradients Σ_i g_i (= (Θ − θ_k) / α) summed over the
         group (sparse tables: per row, (G·width, ...)), their stats (G, k, 3); inner gradients of chain
         ``flat_chain`` go to ``flat``."""
         G, k = users.shape
         # The k inner steps' batches stacked over the chains (global ids), then every chain's own rows (sorted,
         # item row 0 included, padded to the group's widest with repeats of its first) and the batches in them.
-        stacked = [self._stack([batches[c][i] for c in range(G)], [int(users[c, i]) for c in range(G)])
-                   for i in range(k)]
+        stacked = [self._stack(batches, group, i, users[:, i]) for i in range(k)]
         padded, locate = {}, {}
         for kind, parts in (("item", (0, 1, 2)), ("user", (3,))):
             padded[kind], locate[kind] = self._chain_rows([st[j] for st in stacked for j in parts], G,
@@ -429,22 +440,26 @@ class TPUpdater:
 
         return padded, locate
 
-    def _stack(self, bs: list[Batch], us: list[int]) -> tuple[torch.Tensor, ...]:
-        """Stack the chains' batches of one vmap group (padding rows without targets where their sizes differ).
-        For a backbone that trims left padding, the columns that are padding in every row are cut off (targets are
-        aligned with inputs there, so those columns have no target either: the loss and φ's gradients are the same)."""
-        R = max(b.seqs.shape[0] for b in bs)
-        seqs = pad_sequence([b.seqs for b in bs], batch_first=True)  # (P, R, L), padding rows all 0
-        pos = pad_sequence([b.pos for b in bs], batch_first=True)  # (P, R, M)
-        neg = pad_sequence([b.neg for b in bs], batch_first=True)  # (P, R, M)
-        users = pad_sequence([b.users for b in bs], batch_first=True, padding_value=-1)  # (P, R)
-        users = torch.where(users < 0, users[:, :1], users)  # padding rows: the chain's user
-        labels = self.labels[torch.as_tensor(us, device=self.labels.device)].unsqueeze(1).expand(-1, R)  # (P, R)
-        if self.model.trims_left_padding:  # drop the leading columns that are padding in every row of the group
-            assert pos.shape == seqs.shape, "trimming needs targets aligned with the inputs (sequence mode)"
-            real = (seqs != 0).flatten(0, 1).any(0)  # (L,)
-            first = int(real.to(torch.int8).argmax()) if bool(real.any()) else seqs.shape[-1] - 1
-            seqs, pos, neg = seqs[..., first:], pos[..., first:], neg[..., first:]
+    def _stack(self, batches: _Flat, group: list[int], i: int, us: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """Inner step ``i``'s mini-batches of the chains ``group`` (users ``us``), stacked (G, R, ...): one index
+        into the flat batch per field, rows past a chain's own count padding (no items, no targets, the chain's
+        user). For a backbone that trims left padding, the leading columns that are padding in every row of the
+        group are cut off (targets are aligned with inputs there, so those columns have no target either: the loss
+        and φ's gradients are the same)."""
+        starts, counts = batches.starts[group, i], batches.counts[group, i]  # (G,)
+        R = int(counts.max())
+        j = np.arange(R)
+        real = j[None, :] < counts[:, None]  # (G, R)
+        dev = batches.batch.seqs.device
+        rows = torch.as_tensor(np.where(real, starts[:, None] + j, batches.n_rows), device=dev)  # (G, R); padding → the zero row
+        first = 0
+        if self.model.trims_left_padding:  # the group's longest real input (inputs are left-padded)
+            assert batches.pos.shape == batches.seqs.shape, "trimming needs targets aligned with the inputs (sequence mode)"
+            first = batches.seqs.shape[-1] - max(int(batches.lengths[group, i].max()), 1)
+        seqs, pos, neg = (t[:, first:][rows] for t in (batches.seqs, batches.pos, batches.neg))  # (G, R, L')
+        own = torch.as_tensor(np.where(real, starts[:, None] + j, starts[:, None]), device=dev)  # padding → the chain's first row
+        users = batches.batch.users[own]  # (G, R)
+        labels = self.labels[torch.as_tensor(us, device=self.labels.device)].unsqueeze(1).expand(-1, R)  # (G, R)
         return seqs, pos, neg, users, labels
 
     # ------------------------------------------------------------------------------------------------------
