@@ -218,17 +218,24 @@ def test_unknown_method():
     "backbone, P, vectorize",
     [("sasrec", 1, True), ("sasrec", 3, True), ("gru4rec", 1, True), ("gru4rec", 2, True), ("gru4rec", 3, True),
      ("gru4rec", 3, False), ("caser", 1, True), ("caser", 3, True), ("caser", 3, False), ("caser", 3, "split"),
-     ("sasrec", 3, "split"), ("sasrec", 4, "trim"), ("gru4rec", 4, "trim")],
+     ("sasrec", 3, "split"), ("sasrec", 4, "trim"), ("gru4rec", 4, "trim"), ("caser", 4, "k3"), ("sasrec", 4, "k3")],
 )
 def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatch):
     """The fast path (local sparse tables, vmap over chains) gives the same update as the plain reference.
-    "split": vectorised, with the chains run in two vmap groups, chain 0 (the diagnostics') in the second.
+    "split": vectorised, with the chains run in two vmap groups that change from one inner step to the next
+    (chain 0, the diagnostics', second in the second group, then first in the first).
     "trim": vectorised, with max_len 40 (histories of 7-27 items): the chains are grouped by length and each
-    group's inputs cut to its longest; the test checks that cutting happened."""
+    group's inputs cut to its longest; the test checks that cutting happened.
+    "k3": vectorised with k = 3 inner steps (each reads the rows that both earlier steps moved)."""
     widths: list[int] = []
-    sets = ["tp.k=2", "tp.lam=0.5", "tp.alpha=0.1", f"tp.P={P}"]
+    k = 3 if vectorize == "k3" else 2
+    sets = [f"tp.k={k}", "tp.lam=0.5", "tp.alpha=0.1", f"tp.P={P}"]
     if vectorize == "split":
-        monkeypatch.setattr(TPUpdater, "group_chains", staticmethod(lambda sizes, lengths=None: [[2], [1, 0]]))
+        calls = iter(range(1000))
+        monkeypatch.setattr(TPUpdater, "group_chains", staticmethod(
+            lambda sizes, lengths=None: [[2], [1, 0]] if next(calls) % 2 == 0 else [[0, 2], [1]]))
+        vectorize = True
+    elif vectorize == "k3":
         vectorize = True
     elif vectorize == "trim":
         stack = TPUpdater._stack
@@ -257,7 +264,7 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
         d_fast: dict = defaultdict(list)
         d_ref: dict = defaultdict(list)
         for _ in range(3):
-            users = rng.integers(0, len(sampler.users), size=(P, 2))
+            users = rng.integers(0, len(sampler.users), size=(P, k))
             # the reference draws batches chain by chain, step by step: the fast path draws them in that order too
             s_fast = fast.outer_step(sampler, users, d_fast)
             s_ref = ref.outer_step_reference(ref_sampler, users, d_ref, draw_at_once=P > 1 and vectorize)
@@ -266,7 +273,7 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
         for (n, a), b in zip(fast.objective.named_parameters(), ref.objective.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10, msg=n)
         # the mechanism diagnostics (chain 0's inner gradients, on local rows) agree with the full-table ones
-        assert sorted(d_fast) == sorted(d_ref) and sum(len(v) for v in d_ref.values()) == 3 * 2
+        assert sorted(d_fast) == sorted(d_ref) and sum(len(v) for v in d_ref.values()) == 3 * k * (k - 1)
         for key in d_ref:
             assert d_fast[key] == pytest.approx(d_ref[key], rel=1e-7), key
         if widths:  # "trim": every group was cut below max_len, and groups of different lengths ran

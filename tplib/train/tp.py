@@ -26,9 +26,9 @@ One TP epoch visits every existing user's mini-batch once (as the baseline's epo
 on its own k users, and averages their deltas (batched Reptile). ``tp.vectorize`` runs the P chains at once with
 ``torch.func.vmap`` over stacked copies of the parameters: the same arithmetic as running them one after another
 (only the dropout masks and negatives are drawn differently, and sums are rounded in another order), so it keeps the
-algorithm's meaning for every P; with P = 1 there is nothing to vectorise and the plain loop runs. Chains are run in
-groups of similar mini-batch size and input length, and a group's left-padded inputs are cut to its longest real
-input (backbones with ``trims_left_padding``): padded columns carry no target and do not change φ at real
+algorithm's meaning for every P; with P = 1 there is nothing to vectorise and the plain loop runs. At each inner
+step the chains are run in groups of similar mini-batch size and input length (which chains share a group changes
+nothing: the chains are independent), and a group's left-padded inputs are cut to its longest real input (backbones with ``trims_left_padding``): padded columns carry no target and do not change φ at real
 positions, so this changes no value, only the work (``tests/test_tp.py`` compares the fast path with the plain
 reference).
 """
@@ -54,9 +54,9 @@ from tplib.train.loss import LossOut, bce_loss
 from tplib.train.optim import adam
 
 
-#: The fixed cost of one vmap group in :meth:`TPUpdater.group_chains`, in padded row-columns of work (1,500: a
-#: group of 30 chains of 50 columns). Only speed depends on it, never a value.
-GROUP_COST = 1500.0
+#: The fixed cost of one vmap group in :meth:`TPUpdater.group_chains`, in padded row-columns of work (750: a
+#: group of 15 chains of 50 columns). Only speed depends on it, never a value.
+GROUP_COST = 750.0
 
 
 class Discriminator(nn.Module):
@@ -204,14 +204,15 @@ class TPUpdater:
           embeddings), restricted to the rows those batches touch. Other rows get a zero gradient in every inner
           step, so they do not move and their share of Θ − θ_k is exactly 0;
         - with P > 1 and ``tp.vectorize`` the chains run under ``torch.func.vmap`` (backbones that allow it,
-          inside ``model.vmapped()``), a group of chains of similar size (and, for SASRec and GRU4Rec, of similar
-          input length, the group's inputs cut to its longest) at a time (:meth:`group_chains`); the first inner
-          step reads the dense parameters once for the group, as every chain starts from Θ; the
-          dropout masks are then drawn per group in one call, so they differ from a sequential run. Each chain
-          gets its own local rows (the rows ITS k batches touch, padded to its group's widest), so a step's work
-          grows with P, not with P²; each chain's delta is α Σ_i g_i (Θ − θ_k for plain SGD from Θ), and the
-          groups' sums Σ_i g_i are added into the touched rows of the full table with weight α / P (``index_add``
-          with ``alpha``: no pass of its own over the deltas), which is the mean over chains of the reference (up
+          inside ``model.vmapped()``), one inner step at a time, a group of chains at a time: chains whose batches
+          at that step are of similar size (and, for SASRec and GRU4Rec, of similar input length, the group's
+          inputs cut to its longest; :meth:`group_chains`). The first inner step reads the dense parameters once
+          for the group, as every chain starts from Θ; the dropout masks are drawn per group in one call, so they
+          differ from a sequential run. At each step a chain gets its own local rows (the rows its batch touches,
+          padded to its group's widest), holding Θ's values minus α times its earlier steps' gradients there, so a
+          step's work grows with P, not with P²; each chain's delta is α Σ_i g_i (Θ − θ_k for plain SGD from Θ),
+          and the sums are added into the touched rows of the full table with weight α / P (``index_add`` with
+          ``alpha``: no pass of its own over the deltas), which is the mean over chains of the reference (up
           to rounding).
         """
         P, k = users.shape
@@ -309,46 +310,21 @@ class TPUpdater:
         return ({kind: [r] for kind, r in rows.items()},
                 {n: [d / P] if n in self.sparse else d / P for n, d in delta.items()}, 1.0, torch.cat(aux_all))
 
-    def _chains_vmapped(self, batches: _Flat, users, full, flat):
-        """The P chains under vmap, in groups of chains of similar size (:meth:`group_chains`), each group at once;
-        each chain on its own local rows (padded to its group's widest with repeats of its row 0, which no batch
-        index points to: they get a zero gradient and a delta of exactly 0)."""
-        P, k = users.shape
-        rows: dict[str, list[torch.Tensor]] = {"item": [], "user": []}
-        sums: dict[str, list[torch.Tensor]] = defaultdict(list)
-        aux = [None] * P
-        sizes = batches.counts.max(1)
-        if self.model.trims_left_padding:  # each batch's longest real input: its rows' non-padding items
-            batches.lengths = np.maximum.reduceat((batches.batch.seqs != 0).sum(1).cpu().numpy(),
-                                                  batches.starts.reshape(-1)).reshape(P, k)
-            lengths = batches.lengths.max(1)
-        else:
-            lengths = np.full(P, batches.seqs.shape[-1])
-        for group in self.group_chains(sizes, lengths):
-            has0 = 0 in group  # chain 0's inner gradients are the diagnostics'
-            g_rows, g_delta, g_aux = self._vmap_group(batches, group, users[group], full,
-                                                      flat if has0 else None, group.index(0) if has0 else 0)
-            for kind in rows:
-                rows[kind].append(g_rows[kind])
-            for n, d in g_delta.items():
-                sums[n].append(d)
-            for j, c in enumerate(group):
-                aux[c] = g_aux[j]
-        delta = {n: ds if n in self.sparse else sum(ds) for n, ds in sums.items()}
-        return rows, delta, self.tp.alpha / P, torch.cat(aux)
-
     @staticmethod
     def group_chains(sizes: list[int], lengths: list[int] | None = None, per_group: float | None = None
                      ) -> list[list[int]]:
-        """Chains (by index) grouped for vmap, largest first. A group runs as one vectorised pass padded to its
-        largest chain: ``sizes`` (rows of a chain's largest mini-batch: Caser's windows, 1 to 128 per user) times
-        ``lengths`` (input columns: for SASRec and GRU4Rec each chain's longest real input, as the group's inputs
-        are cut to its longest, :meth:`_stack`; otherwise the fixed input width; 1 if not given). One group pads a
+        """Chains (by index) grouped for vmap, largest first (done for each inner step). A group runs as one
+        vectorised pass padded to its largest chain: ``sizes`` (rows of a chain's mini-batch: Caser's windows, 1 to
+        128 per user) times ``lengths`` (input columns: for SASRec and GRU4Rec each chain's longest real input, as
+        the group's inputs are cut to its longest, :meth:`_stack`; otherwise the fixed input width; 1 if not
+        given). One group pads a
         short history to the longest one's size; one group per distinct size runs many small passes, each with
         a fixed cost. So the chains, sorted by size × length, are cut into the contiguous groups that minimise
         Σ_group (``per_group`` + chains × the largest size × length), by dynamic programming over the distinct
         values. ``per_group`` (:data:`GROUP_COST`, in padded row-columns) was measured on a 2-core CPU (session
-        15): it makes Caser's and SASRec's Game epochs 8–18% shorter than fixed power-of-4 buckets.
+        15: 1,500 made Caser's and SASRec's Game epochs 8–18% shorter than fixed power-of-4 buckets; session 16,
+        with groups chosen per inner step: 750 makes SASRec's and GRU4Rec's Game outer steps 4–10% shorter than
+        1,500 and leaves Caser's as they were, paired A/B runs of benchmarks/ab_swap.py).
         Grouping changes nothing in the arithmetic: the chains are independent, and their deltas are summed
         either way (only the dropout masks, drawn per group, differ)."""
         c0 = GROUP_COST if per_group is None else per_group
@@ -369,55 +345,128 @@ class TPUpdater:
             b = int(cut[b])
         return groups
 
-    def _vmap_group(self, batches: _Flat, group: list[int], users, full, flat, flat_chain: int):
-        """The chains ``group`` of ``batches`` (their users ``users``, (G, k)) at once under vmap. Returns their local rows per
-        table kind (G·width, flattened), their sums of inner gradients Σ_i g_i (= (Θ − θ_k) / α) summed over the
-        group (sparse tables: per row, (G·width, ...)), their stats (G, k, 3); inner gradients of chain
-        ``flat_chain`` go to ``flat``."""
-        G, k = users.shape
-        # The k inner steps' batches stacked over the chains (global ids), then every chain's own rows (sorted,
-        # item row 0 included, padded to the group's widest with repeats of its first) and the batches in them.
-        stacked = [self._stack(batches, group, i, users[:, i]) for i in range(k)]
-        padded, locate = {}, {}
-        for kind, parts in (("item", (0, 1, 2)), ("user", (3,))):
-            padded[kind], locate[kind] = self._chain_rows([st[j] for st in stacked for j in parts], G,
-                                                          with_zero=kind == "item")
-        local = [(locate["item"](seqs), locate["item"](pos), locate["item"](neg), locate["user"](us), lab)
-                 for seqs, pos, neg, us, lab in stacked]
-        # Sparse tables: (G, width, ...) per chain. Dense parameters: every chain starts from the same Θ, so the
-        # first inner step reads them once for the whole group (vmap in_dims None: one matrix product for all
-        # chains instead of one per chain); after it each chain has its own copy, (G, ...).
-        start = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v).detach() for n, v in full.items()}
-        buffers = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(G, *v.shape))
-                   for n, v in self.objective.named_buffers()}
-        params = dict(start)
-        aux_all = []
-        with self.model.vmapped():
-            for i in range(k):
+    def _chains_vmapped(self, batches: _Flat, users, full, flat):
+        """The P chains under vmap, one inner step at a time. At step i the chains are grouped by the size of their
+        step-i mini-batch (and, for backbones that trim left padding, its input length: :meth:`group_chains`), and
+        each group runs at once; so a group pads its chains to one step's batches, not to the larger of their k.
+        A chain's local rows at step i are the rows its step-i batch touches (padded to its group's widest with
+        repeats of its first row, which no batch index points to: they get a zero gradient); their values are Θ's
+        minus α times the chain's earlier gradients on the same rows (found by global row, :meth:`_earlier`): what
+        the plain loop reads there, as a row an earlier step did not touch got a zero gradient. The dense
+        parameters after step i are kept per chain, (P, ...), and gathered by step i + 1's groups; step 0 reads Θ
+        once per group (vmap in_dims None: one matrix product for all its chains instead of one per chain)."""
+        P, k = users.shape
+        alpha = self.tp.alpha
+        dev = batches.seqs.device
+        buffers_full = dict(self.objective.named_buffers())
+        named = {**full, **buffers_full}
+        table_rows = {kind: named[n].shape[0] for n, kind in self.sparse.items()}  # the stride of global row keys
+        if self.model.trims_left_padding:  # each batch's longest real input: its rows' non-padding items
+            batches.lengths = np.maximum.reduceat((batches.batch.seqs != 0).sum(1).cpu().numpy(),
+                                                  batches.starts.reshape(-1)).reshape(P, k)
+            lengths = batches.lengths
+        else:
+            lengths = np.full((P, k), batches.seqs.shape[-1])
+        rows: dict[str, list[torch.Tensor]] = {"item": [], "user": []}
+        sums: dict[str, list[torch.Tensor]] = defaultdict(list)  # sparse: a part per group-step; dense: per chain sums
+        aux = torch.empty(P, k, 3, device=dev)
+        dense = {n: v.detach() for n, v in full.items() if n not in self.sparse}  # Θ, shared by step 0's chains
+        earlier: list[tuple[dict, dict]] = []  # per step: sorted global row keys per kind, the gradients on them
+        chain0: list[dict] = []  # chain 0's model gradients per step, {name: (global rows or None, gradient)}
+        for i in range(k):
+            keep = i < k - 1  # the next step reads this step's result
+            after: dict[str, torch.Tensor] = {}
+            step_keys: dict[str, list[torch.Tensor]] = defaultdict(list)
+            step_grads: dict[str, list[torch.Tensor]] = defaultdict(list)
+            for group in self.group_chains(batches.counts[:, i], lengths[:, i]):
+                G = len(group)
+                gidx = torch.as_tensor(group, device=dev)
+                seqs, pos, neg, us, lab = self._stack(batches, group, i, users[group, i])
+                padded, keys, real, local = {}, {}, {}, []
+                for kind, ts in (("item", (seqs, pos, neg)), ("user", (us,))):
+                    padded[kind], locate, n_rows = self._chain_rows(list(ts), G, with_zero=kind == "item")
+                    local += [locate(t) for t in ts]
+                    if kind in table_rows:  # (G, width) global keys: chain and row; which are not padding
+                        keys[kind] = gidx[:, None] * table_rows[kind] + padded[kind]
+                        real[kind] = torch.arange(padded[kind].shape[1], device=dev) < n_rows[:, None]
+                params = {}
+                for n, v in full.items():
+                    if n in self.sparse:  # Θ's rows, minus α times each earlier step's gradient on them
+                        kind = self.sparse[n]
+                        params[n] = v.detach()[padded[kind]]  # (G, width, ...)
+                        for e_keys, e_grads in earlier:
+                            params[n] = torch.add(params[n], self._earlier(e_keys[kind], e_grads[n], keys[kind]),
+                                                  alpha=-alpha)
+                    else:
+                        params[n] = dense[n] if i == 0 else dense[n][gidx]
+                buffers = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(G, *v.shape))
+                           for n, v in buffers_full.items()}
                 dims = {n: 0 if i > 0 or n in self.sparse else None for n in params}
                 step = torch.func.vmap(self._grad_vmap, in_dims=(dims, 0, 0, 0, 0, 0, 0), randomness="different")
-                grads, aux = step(params, buffers, *local[i])
-                aux_all.append(aux)
-                if flat is not None:
-                    flat.append(torch.cat([grads[n][flat_chain].reshape(-1) for n in grads if n.startswith("model.")]))
-                if i < k - 1:  # the last inner step's parameters are never read
-                    params = {n: torch.add(params[n], grads[n], alpha=-self.tp.alpha) for n in params}
-                if i == 0:
-                    gsum = grads
-                else:  # in place where it can be (step i − 1's gradients are not read again)
-                    gsum = {n: g.add_(grads[n]) if g.is_contiguous() else g + grads[n] for n, g in gsum.items()}
-        # Θ − θ_k = α Σ_i g_i (plain SGD from Θ), per chain: (G, ...) (a sparse table's rows, flattened), and the
-        # dense parameters' summed over the group's chains (α is applied by the caller)
-        delta = {n: g.reshape(-1, *g.shape[2:]) if n in self.sparse else g.sum(0) for n, g in gsum.items()}
-        rows = {kind: r.reshape(-1) for kind, r in padded.items()}
-        return rows, delta, torch.stack(aux_all, 1)  # (G, k, 3)
+                with self.model.vmapped():
+                    grads, aux[gidx, i] = step(params, buffers, *local, lab)
+                if flat is not None and 0 in group:
+                    j = group.index(0)
+                    chain0.append({n: (padded[self.sparse[n]][j] if n in self.sparse else None, g[j])
+                                   for n, g in grads.items() if n.startswith("model.")})
+                for n, g in grads.items():  # Θ − θ_k = α Σ_i g_i (plain SGD from Θ); α is applied by the caller
+                    if n in self.sparse:
+                        sums[n].append(g.reshape(-1, *g.shape[2:]))  # (G·width, ...), row for row with rows[kind]
+                        if keep:
+                            step_grads[n].append(g[real[self.sparse[n]]])
+                    else:
+                        sums[n].append(g.sum(0))
+                        if keep:  # this group's chains' parameters after the step
+                            if n not in after:
+                                after[n] = g.new_empty((P, *g.shape[1:]))
+                            after[n][gidx] = torch.add(params[n], g, alpha=-alpha)
+                for kind in rows:
+                    rows[kind].append(padded[kind].reshape(-1))
+                    if keep and kind in keys:
+                        step_keys[kind].append(keys[kind][real[kind]])
+            if keep:
+                e_keys, order = {}, {}
+                for kind, ks in step_keys.items():
+                    ks = torch.cat(ks)
+                    e_keys[kind], order[kind] = torch.sort(ks)
+                earlier.append((e_keys, {n: torch.cat(gs)[order[self.sparse[n]]] for n, gs in step_grads.items()}))
+                dense = after
+        if flat is not None:
+            flat.extend(self._aligned(chain0))
+        delta = {n: ds if n in self.sparse else sum(ds) for n, ds in sums.items()}
+        return rows, delta, alpha / P, aux.reshape(P * k, 3)
+
+    @staticmethod
+    def _earlier(keys: torch.Tensor, grads: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+        """An earlier inner step's gradient at the rows ``want`` (global keys, any shape), from its sorted keys and
+        the gradients on them; 0 where that step did not touch the row."""
+        pos = torch.searchsorted(keys, want.reshape(-1)).clamp(max=len(keys) - 1)
+        hit = (keys[pos] == want.reshape(-1)).view(-1, *(1,) * (grads.dim() - 1))
+        return torch.where(hit, grads[pos], 0.0).view(*want.shape, *grads.shape[1:])
+
+    @staticmethod
+    def _aligned(steps: list[dict]) -> list[torch.Tensor]:
+        """Chain 0's inner gradients (per step, {name: (global rows or None, gradient)}) as flat vectors over the
+        same coordinates: a sparse table's gradient placed on the union of the rows its steps touched (the other
+        rows' entries are 0 in every step, so dot products and norms are those of the full-table gradients)."""
+        union = {n: torch.unique(torch.cat([st[n][0] for st in steps])) for n, (r, _) in steps[0].items()
+                 if r is not None}
+        out = []
+        for st in steps:
+            parts = []
+            for n, (r, g) in st.items():
+                if r is not None:
+                    g = g.new_zeros(len(union[n]), *g.shape[1:]).index_add_(0, torch.searchsorted(union[n], r), g)
+                parts.append(g.reshape(-1))
+            out.append(torch.cat(parts))
+        return out
 
     @staticmethod
     def _chain_rows(ts: list[torch.Tensor], G: int, with_zero: bool):
         """The rows of one table kind that each of G chains touches, from id tensors ``ts`` whose first dimension
         is the chain: (G, width) sorted ids per chain (row 0 always included if ``with_zero``), padded to the
-        widest chain with repeats of the chain's first id; and a function mapping a (G, ...) id tensor to
-        positions in its chain's row list. Vectorised over the chains (one unique, one searchsorted); the same
+        widest chain with repeats of the chain's first id; a function mapping a (G, ...) id tensor to
+        positions in its chain's row list; and each chain's number of rows (G,). Vectorised over the chains (one unique, one searchsorted); the same
         rows and positions as :meth:`_sparse_rows` and :meth:`_localise` chain by chain."""
         flat = [t.reshape(G, -1) for t in ts]
         if with_zero:
@@ -438,7 +487,7 @@ class TPUpdater:
             return torch.searchsorted(keys, (t + (chain * stride).view(shape)).reshape(-1)).view(t.shape) \
                 - offset.view(shape)
 
-        return padded, locate
+        return padded, locate, counts
 
     def _stack(self, batches: _Flat, group: list[int], i: int, us: np.ndarray) -> tuple[torch.Tensor, ...]:
         """Inner step ``i``'s mini-batches of the chains ``group`` (users ``us``), stacked (G, R, ...): one index
