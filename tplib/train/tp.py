@@ -371,11 +371,13 @@ class TPUpdater:
         sums: dict[str, list[torch.Tensor]] = defaultdict(list)  # sparse: a part per group-step; dense: per chain sums
         aux = torch.empty(P, k, 3, device=dev)
         dense = {n: v.detach() for n, v in full.items() if n not in self.sparse}  # Θ, shared by step 0's chains
+        slot = np.zeros(P, dtype=np.int64)  # where each chain's dense parameters are in ``dense`` after step 0
         earlier: list[tuple[dict, dict]] = []  # per step: sorted global row keys per kind, the gradients on them
         chain0: list[dict] = []  # chain 0's model gradients per step, {name: (global rows or None, gradient)}
         for i in range(k):
             keep = i < k - 1  # the next step reads this step's result
-            after: dict[str, torch.Tensor] = {}
+            after: dict[str, torch.Tensor] = {}  # the dense parameters after this step, group after group
+            next_slot, filled = np.zeros(P, dtype=np.int64), 0
             step_keys: dict[str, list[torch.Tensor]] = defaultdict(list)
             step_grads: dict[str, list[torch.Tensor]] = defaultdict(list)
             for group in self.group_chains(batches.counts[:, i], lengths[:, i]):
@@ -398,7 +400,7 @@ class TPUpdater:
                             params[n] = torch.add(params[n], self._earlier(e_keys[kind], e_grads[n], keys[kind]),
                                                   alpha=-alpha)
                     else:
-                        params[n] = dense[n] if i == 0 else dense[n][gidx]
+                        params[n] = dense[n] if i == 0 else dense[n][torch.as_tensor(slot[group], device=dev)]
                 buffers = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(G, *v.shape))
                            for n, v in buffers_full.items()}
                 dims = {n: 0 if i > 0 or n in self.sparse else None for n in params}
@@ -416,10 +418,12 @@ class TPUpdater:
                             step_grads[n].append(g[real[self.sparse[n]]])
                     else:
                         sums[n].append(g.sum(0))
-                        if keep:  # this group's chains' parameters after the step
+                        if keep:  # this group's chains' parameters after the step, written in place
                             if n not in after:
                                 after[n] = g.new_empty((P, *g.shape[1:]))
-                            after[n][gidx] = torch.add(params[n], g, alpha=-alpha)
+                            torch.add(params[n], g, alpha=-alpha, out=after[n][filled : filled + G])
+                next_slot[group] = np.arange(filled, filled + G)
+                filled += G
                 for kind in rows:
                     rows[kind].append(padded[kind].reshape(-1))
                     if keep and kind in keys:
@@ -430,7 +434,7 @@ class TPUpdater:
                     ks = torch.cat(ks)
                     e_keys[kind], order[kind] = torch.sort(ks)
                 earlier.append((e_keys, {n: torch.cat(gs)[order[self.sparse[n]]] for n, gs in step_grads.items()}))
-                dense = after
+                dense, slot = after, next_slot
         if flat is not None:
             flat.extend(self._aligned(chain0))
         delta = {n: ds if n in self.sparse else sum(ds) for n, ds in sums.items()}
