@@ -351,7 +351,7 @@ class TPUpdater:
         each group runs at once; so a group pads its chains to one step's batches, not to the larger of their k.
         A chain's local rows at step i are the rows its step-i batch touches (padded to its group's widest with
         repeats of its first row, which no batch index points to: they get a zero gradient); their values are Θ's
-        minus α times the chain's earlier gradients on the same rows (found by global row, :meth:`_earlier`): what
+        minus α times the chain's earlier gradients on the same rows (found by global row, :meth:`_find`): what
         the plain loop reads there, as a row an earlier step did not touch got a zero gradient. The dense
         parameters after step i are kept per chain, (P, ...), and gathered by step i + 1's groups; step 0 reads Θ
         once per group (vmap in_dims None: one matrix product for all its chains instead of one per chain)."""
@@ -392,15 +392,17 @@ class TPUpdater:
                         keys[kind] = gidx[:, None] * table_rows[kind] + padded[kind]
                         real[kind] = torch.arange(padded[kind].shape[1], device=dev) < n_rows[:, None]
                 params = {}
+                sidx = torch.as_tensor(slot[group], device=dev)  # the group's chains in ``dense`` (steps > 0)
+                found = [{kind: self._find(e_keys[kind], keys[kind]) for kind in keys} for e_keys, _ in earlier]
                 for n, v in full.items():
                     if n in self.sparse:  # Θ's rows, minus α times each earlier step's gradient on them
                         kind = self.sparse[n]
                         params[n] = v.detach()[padded[kind]]  # (G, width, ...)
-                        for e_keys, e_grads in earlier:
-                            params[n] = torch.add(params[n], self._earlier(e_keys[kind], e_grads[n], keys[kind]),
-                                                  alpha=-alpha)
+                        for (_, e_grads), f in zip(earlier, found):
+                            back = self._earlier(e_grads[n], *f[kind]).view(params[n].shape)
+                            params[n] = torch.add(params[n], back, alpha=-alpha)
                     else:
-                        params[n] = dense[n] if i == 0 else dense[n][torch.as_tensor(slot[group], device=dev)]
+                        params[n] = dense[n] if i == 0 else dense[n][sidx]
                 buffers = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(G, *v.shape))
                            for n, v in buffers_full.items()}
                 dims = {n: 0 if i > 0 or n in self.sparse else None for n in params}
@@ -441,12 +443,17 @@ class TPUpdater:
         return rows, delta, alpha / P, aux.reshape(P * k, 3)
 
     @staticmethod
-    def _earlier(keys: torch.Tensor, grads: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
-        """An earlier inner step's gradient at the rows ``want`` (global keys, any shape), from its sorted keys and
-        the gradients on them; 0 where that step did not touch the row."""
+    def _find(keys: torch.Tensor, want: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the global row keys ``want`` (any shape) are in an earlier inner step's sorted ``keys``: positions
+        (clamped into range) and whether the key is there, both (want.numel(),)."""
         pos = torch.searchsorted(keys, want.reshape(-1)).clamp(max=len(keys) - 1)
-        hit = (keys[pos] == want.reshape(-1)).view(-1, *(1,) * (grads.dim() - 1))
-        return torch.where(hit, grads[pos], 0.0).view(*want.shape, *grads.shape[1:])
+        return pos, keys[pos] == want.reshape(-1)
+
+    @staticmethod
+    def _earlier(grads: torch.Tensor, pos: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+        """An earlier inner step's gradients (one per key, row for row with its sorted keys) at the rows found by
+        :meth:`_find`, shaped (numel, ...); 0 where that step did not touch the row."""
+        return torch.where(hit.view(-1, *(1,) * (grads.dim() - 1)), grads[pos], 0.0)
 
     @staticmethod
     def _aligned(steps: list[dict]) -> list[torch.Tensor]:
