@@ -119,3 +119,10 @@ bash results/aggregate_finished.sh
 bash results/schedule/run.sh game sasrec 9
 bash results/schedule/aggregate.sh
 bash results/aggregate_finished.sh
+# Session 16: MovieTweetings SASRec TP with P = 64 re-run with session 16's vectorised path (seeds 0-2; session 15
+# had re-run them with its own), and with P = 256 (new; the baselines' rows come from results/stopping/aggregate).
+# Two single-core lanes.
+for P in 64 256; do for s in 0 1 2; do bash results/stopping/run.sh tp movietweetings sasrec $s $P; done; done
+bash results/stopping/aggregate.sh 64
+bash results/stopping/aggregate.sh 256
+bash results/aggregate_finished.sh

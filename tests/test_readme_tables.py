@@ -65,18 +65,19 @@ def test_study_readme_tables_match_their_aggregate(study, dataset, backbone):
     assert not missing, f"rows that differ from results/{study}/aggregate:\n" + "\n".join(missing)
 
 
-def test_stopping_readme_p64_table_joins_both_aggregates():
-    """The P = 64 table sets the batched TP (aggregate-P64) beside the same baselines and P = 1 TP (aggregate)."""
+def test_stopping_readme_batched_table_joins_the_aggregates():
+    """The batched-TP table sets TP with P = 64 and P = 256 (aggregate-P64, aggregate-P256) beside the same baselines
+    and P = 1 TP (aggregate)."""
     cells = lambda row: row.strip("| ").split(" | ")  # noqa: E731
-    p1 = _variant_rows("sasrec", "results/stopping/aggregate")[1:]
-    p64 = _variant_rows("sasrec", "results/stopping/aggregate-P64")[1:]
+    parts = [_variant_rows("sasrec", f"results/stopping/{a}")[1:] for a in ("aggregate", "aggregate-P64", "aggregate-P256")]
     readme = (ROOT / "results" / "stopping" / "README.md").read_text()
     joined = []
-    for a, b in zip(p1, p64, strict=True):
-        assert cells(a)[:5] == cells(b)[:5]  # the same rows, seeds and baselines
-        joined.append("| " + " | ".join(cells(a) + cells(b)[5:]) + " |")
+    for rows in zip(*parts, strict=True):
+        c = [cells(r) for r in rows]
+        assert all(x[:5] == c[0][:5] for x in c)  # the same rows, seeds and baselines
+        joined.append("| " + " | ".join(c[0] + c[1][5:] + c[2][5:]) + " |")
     missing = [row for row in joined if row not in readme]
-    assert not missing, "rows that differ from results/stopping/aggregate(-P64):\n" + "\n".join(missing)
+    assert not missing, "rows that differ from results/stopping/aggregate(-P64, -P256):\n" + "\n".join(missing)
 
 
 SCHEDULE_TABLES = [(page, dataset, n_backbones) for page in ("README.md", "results/schedule/README.md")
