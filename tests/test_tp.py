@@ -308,3 +308,15 @@ def test_group_chains_by_size():
         assert cost == pytest.approx(brute)
         ranges = [(min(sizes[c] for c in g), max(sizes[c] for c in g)) for g in groups]
         assert all(lo_prev > hi for (lo_prev, _), (_, hi) in zip(ranges, ranges[1:]))  # contiguous, largest first
+
+
+def test_sparse_kinds_must_cover_every_field_once(monkeypatch):
+    """A backbone's sparse_kinds gives each batch field (seqs, pos, neg, users) exactly one table kind; the TP
+    trainer refuses one that leaves a field out or names it twice."""
+    ds, cfg, model, split, sampler = setup("caser")
+    assert TPUpdater(cfg, model, sampler, split, ds)._kind_of["pos"] == "item_out"
+    for bad in ({"item": (("seqs", "pos"), True), "user": (("users",), False)},
+                {"item": (("seqs", "pos", "neg"), True), "user": (("users", "neg"), False)}):
+        monkeypatch.setattr(type(model), "sparse_kinds", bad)
+        with pytest.raises(ValueError, match="sparse_kinds must give each of"):
+            TPUpdater(cfg, model, sampler, split, ds)

@@ -34,6 +34,11 @@ class SeqRecModel(nn.Module):
     #: Parameters that training only reads row by row, indexed by item id ("item") or user index ("user"):
     #: an inner step touches only the rows of its batch, which the TP trainer exploits (tplib/train/tp.py).
     sparse_tables: dict[str, str] = {}
+    #: For each kind of sparse table: which of a batch's index fields (``seqs``, ``pos``, ``neg``, ``users``) read
+    #: tables of that kind, and whether row 0 (the padding item) is always among its rows. Every field belongs to
+    #: exactly one kind; the TP trainer gives each kind its own local rows.
+    sparse_kinds: dict[str, tuple[tuple[str, ...], bool]] = {"item": (("seqs", "pos", "neg"), True),
+                                                             "user": (("users",), False)}
     #: Whether a training step can run under ``torch.func.vmap`` over stacked parameter copies (inside
     #: :meth:`vmapped`).
     vmappable: bool = True

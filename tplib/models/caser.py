@@ -43,12 +43,15 @@ from tplib.models.base import Dropout, SeqRecModel
 class Caser(SeqRecModel):
     all_positions = False
     sparse_tables = {
-        "item_emb.weight": "item",
-        "W2.weight": "item",
-        "b2.weight": "item",
+        "item_emb.weight": "item_in",
+        "W2.weight": "item_out",
+        "b2.weight": "item_out",
         "user_emb.weight": "user",
         "trained_users": "user",  # a buffer: sliced alongside user_emb
     }
+    # The input embeddings are read by the windows only, the output embeddings by the targets and negatives only:
+    # each gets its own rows (a user's windows slide over one sequence, so they touch few input items)
+    sparse_kinds = {"item_in": (("seqs",), True), "item_out": (("pos", "neg"), True), "user": (("users",), False)}
 
     def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:
         super().__init__()

@@ -58,6 +58,9 @@ from tplib.train.optim import adam
 #: group of 15 chains of 50 columns). Only speed depends on it, never a value.
 GROUP_COST = 750.0
 
+#: A batch's index fields, in :class:`Batch`'s order (``model.sparse_kinds`` says which table kind each reads).
+BATCH_FIELDS = ("seqs", "pos", "neg", "users")
+
 
 class Discriminator(nn.Module):
     """f_d: a small MLP on φ that predicts head (1) vs tail (0). Returns logits."""
@@ -140,6 +143,9 @@ class TPUpdater:
         self.outer_steps = 0
         self.objective = _Objective(model, self.disc, cfg.tp.lam)
         self.sparse = {f"model.{n}": kind for n, kind in model.sparse_tables.items()}
+        self._kind_of = {f: kind for kind, (fields, _) in model.sparse_kinds.items() for f in fields}
+        if sorted(self._kind_of) != sorted(BATCH_FIELDS) or sum(len(f) for f, _ in model.sparse_kinds.values()) != 4:
+            raise ValueError(f"{type(model).__name__}.sparse_kinds must give each of {BATCH_FIELDS} exactly one kind")
         self._gbuf: dict[str, torch.Tensor] = {}  # full-size outer-gradient buffers of the sparse tables
 
         def total(params, buffers, seqs, pos, neg, users, labels):
@@ -270,18 +276,18 @@ class TPUpdater:
     # Gradients of chain 0's inner steps go to ``flat`` (diagnostics) if it is given.
 
     def _sparse_rows(self, bs: list[Batch]) -> dict[str, torch.Tensor]:
-        """The sorted global rows that the batches ``bs`` touch, per table kind (item row 0, the padding item,
-        always included)."""
+        """The sorted global rows that the batches ``bs`` touch, per table kind (``model.sparse_kinds``: the fields
+        that read it; item row 0, the padding item, always included where the kind says so)."""
         dev = bs[0].seqs.device
-        items = [torch.zeros(1, dtype=torch.long, device=dev)]
-        items += [t.reshape(-1) for b in bs for t in (b.seqs, b.pos, b.neg)]
-        return {"item": torch.unique(torch.cat(items)), "user": torch.unique(torch.cat([b.users for b in bs]))}
+        rows = {}
+        for kind, (fields, with_zero) in self.model.sparse_kinds.items():
+            ids = [torch.zeros(1, dtype=torch.long, device=dev)] if with_zero else []
+            ids += [getattr(b, f).reshape(-1) for b in bs for f in fields]
+            rows[kind] = torch.unique(torch.cat(ids))
+        return rows
 
-    @staticmethod
-    def _localise(b: Batch, rows: dict[str, torch.Tensor]) -> Batch:
-        item, user = rows["item"], rows["user"]
-        return Batch(torch.searchsorted(item, b.seqs), torch.searchsorted(item, b.pos),
-                     torch.searchsorted(item, b.neg), torch.searchsorted(user, b.users))
+    def _localise(self, b: Batch, rows: dict[str, torch.Tensor]) -> Batch:
+        return Batch(*(torch.searchsorted(rows[self._kind_of[f]], getattr(b, f)) for f in BATCH_FIELDS))
 
     def _slice(self, named: dict[str, torch.Tensor], rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {n: (v[rows[self.sparse[n]]] if n in self.sparse else v).detach() for n, v in named.items()}
@@ -367,7 +373,7 @@ class TPUpdater:
             lengths = batches.lengths
         else:
             lengths = np.full((P, k), batches.seqs.shape[-1])
-        rows: dict[str, list[torch.Tensor]] = {"item": [], "user": []}
+        rows: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.model.sparse_kinds}
         sums: dict[str, list[torch.Tensor]] = defaultdict(list)  # sparse: a part per group-step; dense: per chain sums
         aux = torch.empty(P, k, 3, device=dev)
         dense = {n: v.detach() for n, v in full.items() if n not in self.sparse}  # Θ, shared by step 0's chains
@@ -384,10 +390,11 @@ class TPUpdater:
                 G = len(group)
                 gidx = torch.as_tensor(group, device=dev)
                 seqs, pos, neg, us, lab = self._stack(batches, group, i, users[group, i])
-                padded, keys, real, local = {}, {}, {}, []
-                for kind, ts in (("item", (seqs, pos, neg)), ("user", (us,))):
-                    padded[kind], locate, n_rows = self._chain_rows(list(ts), G, with_zero=kind == "item")
-                    local += [locate(t) for t in ts]
+                padded, keys, real, local = {}, {}, {}, {}
+                stacked = dict(zip(BATCH_FIELDS, (seqs, pos, neg, us)))
+                for kind, (fields, with_zero) in self.model.sparse_kinds.items():
+                    padded[kind], locate, n_rows = self._chain_rows([stacked[f] for f in fields], G, with_zero)
+                    local.update({f: locate(stacked[f]) for f in fields})
                     if kind in table_rows:  # (G, width) global keys: chain and row; which are not padding
                         keys[kind] = gidx[:, None] * table_rows[kind] + padded[kind]
                         real[kind] = torch.arange(padded[kind].shape[1], device=dev) < n_rows[:, None]
@@ -408,7 +415,7 @@ class TPUpdater:
                 dims = {n: 0 if i > 0 or n in self.sparse else None for n in params}
                 step = torch.func.vmap(self._grad_vmap, in_dims=(dims, 0, 0, 0, 0, 0, 0), randomness="different")
                 with self.model.vmapped():
-                    grads, aux[gidx, i] = step(params, buffers, *local, lab)
+                    grads, aux[gidx, i] = step(params, buffers, *(local[f] for f in BATCH_FIELDS), lab)
                 if flat is not None and 0 in group:
                     j = group.index(0)
                     chain0.append({n: (padded[self.sparse[n]][j] if n in self.sparse else None, g[j])
