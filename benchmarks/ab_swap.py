@@ -1,6 +1,6 @@
 """Paired A/B timing of a code change to the TP outer step, in one process.
 
-    git archive HEAD tplib | tar -x -C /tmp/old     # the version to compare against
+    mkdir -p /tmp/old && git archive HEAD tplib | tar -x -C /tmp/old   # the version to compare against
     python benchmarks/ab_swap.py --old /tmp/old --data results/data/game --backbone gru4rec --P 256 \\
         --swap tplib.models.gru4rec:_GRUScan,_scan
 
@@ -10,7 +10,8 @@ the same users with one torch thread. Both variants share the process, the model
 time, so the paired ratio B/A is far steadier than two separate runs on a machine whose speed drifts by ±10%
 (session 16). What can be swapped: module-level functions or classes that the outer step looks up at call time,
 and methods (``Class.method``: the model is built once, so swap a model's methods, not its class). An A/A run (the
-same code on both sides) gave paired ratios within about ±4% (session 16): read smaller differences as noise. Prints medians and minima per variant and the median of the per-round ratios.
+same code on both sides) gave paired ratios within about ±4% (session 16): read smaller differences as noise.
+Prints medians and minima per variant and the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--P", type=int, default=256)
     ap.add_argument("--steps", type=int, default=6, help="outer steps per round")
     ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--swap", nargs="+", required=True, metavar="MODULE:NAME[,NAME]", help="NAME: a module-level name or Class.method")
+    ap.add_argument("--swap", nargs="+", required=True, metavar="MODULE:NAME[,NAME]",
+                    help="NAME: a module-level name or Class.method")
     args = ap.parse_args(argv)
 
     swaps = []

@@ -69,7 +69,8 @@ def test_stopping_readme_batched_table_joins_the_aggregates():
     """The batched-TP table sets TP with P = 64 and P = 256 (aggregate-P64, aggregate-P256) beside the same baselines
     and P = 1 TP (aggregate)."""
     cells = lambda row: row.strip("| ").split(" | ")  # noqa: E731
-    parts = [_variant_rows("sasrec", f"results/stopping/{a}")[1:] for a in ("aggregate", "aggregate-P64", "aggregate-P256")]
+    parts = [_variant_rows("sasrec", f"results/stopping/{a}")[1:]
+             for a in ("aggregate", "aggregate-P64", "aggregate-P256")]
     readme = (ROOT / "results" / "stopping" / "README.md").read_text()
     joined = []
     for rows in zip(*parts, strict=True):

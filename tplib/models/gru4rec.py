@@ -24,9 +24,9 @@ TP trainer enters for its vectorised chains; it sets ``vmap_path``) the model ru
 torch's GRU equations written with plain tensor ops, a Python loop over the L columns of the right-aligned batch,
 whose update is masked so that the state stays exactly 0 over the left padding and a padded column's output is
 0. The last column always steps, which is the empty row's one step on the padding embedding. Its backward is
-written out by hand (:class:`_GRUScan`: backpropagation through time in 6 small ops per column, tested against autograd),
-because autograd's runs some 20 per column, each a dispatch under vmap; and both loops have a vmap rule of their own,
-which runs them on the chains explicitly batched (plain tensor ops, not vmap's per-op batching). The inter-layer
+written out by hand (:class:`_GRUScan`: backpropagation through time in 6 small ops per column, tested against
+autograd), because autograd's runs some 20 per column, each a dispatch under vmap; and both loops have a vmap rule of
+their own, which runs them on the chains explicitly batched (plain tensor ops, not vmap's per-op batching). The inter-layer
 dropout then comes from :class:`tplib.models.base.Dropout` rather than ``nn.GRU``'s own (same distribution,
 other masks). Without dropout the two paths agree to rounding (``tests/test_models.py``).
 Initialisation: item embeddings xavier-normal (as SASRec.pytorch; padding row 0), the GRU at PyTorch's default.

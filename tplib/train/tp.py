@@ -28,7 +28,8 @@ on its own k users, and averages their deltas (batched Reptile). ``tp.vectorize`
 (only the dropout masks and negatives are drawn differently, and sums are rounded in another order), so it keeps the
 algorithm's meaning for every P; with P = 1 there is nothing to vectorise and the plain loop runs. At each inner
 step the chains are run in groups of similar mini-batch size and input length (which chains share a group changes
-nothing: the chains are independent), and a group's left-padded inputs are cut to its longest real input (backbones with ``trims_left_padding``): padded columns carry no target and do not change φ at real
+nothing: the chains are independent), and a group's left-padded inputs are cut to its longest real input
+(backbones with ``trims_left_padding``): padded columns carry no target and do not change φ at real
 positions, so this changes no value, only the work (``tests/test_tp.py`` compares the fast path with the plain
 reference).
 """
@@ -118,7 +119,8 @@ class _Flat:
         self.batch, self.counts = batch, counts
         self.starts = (np.cumsum(counts.reshape(-1)) - counts.reshape(-1)).reshape(counts.shape)
         self.n_rows = batch.seqs.shape[0]
-        self.seqs, self.pos, self.neg = (torch.cat([t, t.new_zeros(1, *t.shape[1:])]) for t in (batch.seqs, batch.pos, batch.neg))
+        self.seqs, self.pos, self.neg = (torch.cat([t, t.new_zeros(1, *t.shape[1:])])
+                                         for t in (batch.seqs, batch.pos, batch.neg))
         self.lengths: np.ndarray | None = None
 
 
@@ -484,7 +486,8 @@ class TPUpdater:
         """The rows of one table kind that each of G chains touches, from id tensors ``ts`` whose first dimension
         is the chain: (G, width) sorted ids per chain (row 0 always included if ``with_zero``), padded to the
         widest chain with repeats of the chain's first id; a function mapping a (G, ...) id tensor to
-        positions in its chain's row list; and each chain's number of rows (G,). Vectorised over the chains (one unique, one searchsorted); the same
+        positions in its chain's row list; and each chain's number of rows (G,). Vectorised over the chains (one
+        unique, one searchsorted); the same
         rows and positions as :meth:`_sparse_rows` and :meth:`_localise` chain by chain."""
         flat = [t.reshape(G, -1) for t in ts]
         if with_zero:
@@ -518,13 +521,14 @@ class TPUpdater:
         j = np.arange(R)
         real = j[None, :] < counts[:, None]  # (G, R)
         dev = batches.batch.seqs.device
-        rows = torch.as_tensor(np.where(real, starts[:, None] + j, batches.n_rows), device=dev)  # (G, R); padding → the zero row
+        # (G, R) rows of the flat batch; a padding row reads the appended zero row
+        rows = torch.as_tensor(np.where(real, starts[:, None] + j, batches.n_rows), device=dev)
         first = 0
         if self.model.trims_left_padding:  # the group's longest real input (inputs are left-padded)
-            assert batches.pos.shape == batches.seqs.shape, "trimming needs targets aligned with the inputs (sequence mode)"
+            assert batches.pos.shape == batches.seqs.shape, "trimming needs targets aligned with the inputs"
             first = batches.seqs.shape[-1] - max(int(batches.lengths[group, i].max()), 1)
         seqs, pos, neg = (t[:, first:][rows] for t in (batches.seqs, batches.pos, batches.neg))  # (G, R, L')
-        own = torch.as_tensor(np.where(real, starts[:, None] + j, starts[:, None]), device=dev)  # padding → the chain's first row
+        own = torch.as_tensor(np.where(real, starts[:, None] + j, starts[:, None]), device=dev)  # padding: 1st row
         users = batches.batch.users[own]  # (G, R)
         labels = self.labels[torch.as_tensor(us, device=self.labels.device)].unsqueeze(1).expand(-1, R)  # (G, R)
         return seqs, pos, neg, users, labels
