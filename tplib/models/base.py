@@ -31,8 +31,9 @@ class SeqRecModel(nn.Module):
     all_positions: bool = True
     #: Number of input items the model reads (the left-padded width of ``seqs``).
     input_len: int
-    #: Parameters that training only reads row by row, indexed by item id ("item") or user index ("user"):
-    #: an inner step touches only the rows of its batch, which the TP trainer exploits (tplib/train/tp.py).
+    #: Parameters that training only reads row by row, indexed by item id or user index, each with its kind (a key
+    #: of :attr:`sparse_kinds`): an inner step touches only the rows of its batch, which the TP trainer exploits
+    #: (tplib/train/tp.py).
     sparse_tables: dict[str, str] = {}
     #: For each kind of sparse table: which of a batch's index fields (``seqs``, ``pos``, ``neg``, ``users``) read
     #: tables of that kind, and whether row 0 (the padding item) is always among its rows. Every field belongs to

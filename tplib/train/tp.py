@@ -148,6 +148,9 @@ class TPUpdater:
         self._kind_of = {f: kind for kind, (fields, _) in model.sparse_kinds.items() for f in fields}
         if sorted(self._kind_of) != sorted(BATCH_FIELDS) or sum(len(f) for f, _ in model.sparse_kinds.values()) != 4:
             raise ValueError(f"{type(model).__name__}.sparse_kinds must give each of {BATCH_FIELDS} exactly one kind")
+        named = {**dict(self.objective.named_parameters()), **dict(self.objective.named_buffers())}
+        # each sparse table kind's number of rows: the stride of the vectorised path's global row keys
+        self._table_rows = {kind: named[n].shape[0] for n, kind in self.sparse.items()}
         self._gbuf: dict[str, torch.Tensor] = {}  # full-size outer-gradient buffers of the sparse tables
 
         def total(params, buffers, seqs, pos, neg, users, labels):
@@ -367,8 +370,7 @@ class TPUpdater:
         alpha = self.tp.alpha
         dev = batches.seqs.device
         buffers_full = dict(self.objective.named_buffers())
-        named = {**full, **buffers_full}
-        table_rows = {kind: named[n].shape[0] for n, kind in self.sparse.items()}  # the stride of global row keys
+        table_rows = self._table_rows
         if self.model.trims_left_padding:  # each batch's longest real input: its rows' non-padding items
             batches.lengths = np.maximum.reduceat((batches.batch.seqs != 0).sum(1).cpu().numpy(),
                                                   batches.starts.reshape(-1)).reshape(P, k)
