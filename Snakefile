@@ -2,12 +2,14 @@
 # Modeling" (KDD 2020): raw data -> prepared datasets -> training runs -> test metrics -> aggregated tables ->
 # report. Rules are thin: each calls the `tp` command line (tplib); helpers are in workflow/rules/common.smk.
 #
-#   snakemake --cores 4                                  the paper's grid (config/config.yaml)
+#   snakemake --cores 4                                  every study of config/config.yaml
+#   snakemake --cores 2 --config 'run=[paper]'           one study (see config/config.yaml for more)
+#   snakemake --cores 2 --config train=false             aggregate the finished runs, render the report
 #   snakemake --cores 2 --configfile config/smoke.yaml   the whole DAG on the shipped slice, in minutes
 #   snakemake --workflow-profile profiles/slurm          on a SLURM cluster (see that profile)
 #
-# Outputs: results/data/, results/runs/, results/aggregate/, results/figures/ and report/report.html; each job's
-# log in logs/{rule}/... and its Snakemake benchmark (seconds, memory) in results/benchmarks/{rule}/...
+# Outputs: results/data/, results/runs/{study}/..., results/aggregate/, results/figures/ and report/report.html;
+# each job's log in logs/{rule}/...; a training job's Snakemake benchmark (seconds, memory) in its run folder.
 # After a hard kill (kill -9, power cut): `snakemake --unlock`, then rerun; finished jobs are not redone.
 
 
@@ -35,15 +37,16 @@ localrules:
 
 
 wildcard_constraints:
+    study="|".join(config["studies"]),
     dataset="|".join(SOURCES),
     backbone="|".join(BACKBONES),
-    spec=r"baseline|tp/k[0-9]+_lam[0-9][0-9.e+-]*",
+    variant=r"[a-z][A-Za-z0-9.-]*",
     seed=r"[0-9]+",
 
 
-# Every run's metrics.json is asked for here, not only through the aggregate: Snakemake does not rebuild a missing
-# input of an output that exists and is up to date (it takes it for a deleted intermediate), and results/aggregate
-# and the report are committed, written by `tp aggregate` outside Snakemake.
+# The runs this invocation makes (the studies in `run`, narrowed by `select`; none with train: false), then the
+# aggregate of every finished run of those studies and the report. A committed run (its small files, without
+# model.pt) counts as finished: its checkpoint is not needed again, and its data inputs are ancient.
 rule all:
     default_target: True
     input:

@@ -48,8 +48,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from tplib.data.dataset import SeqDataset
     from tplib.train.loop import fit
 
+    from tplib.data.dataset import atomic_write_text
+
     ds = SeqDataset.load(args.data)
     cfg = build_config(args.backbone, args.method, args.seed, ds.name, parse_sets(args.set or []))
+    if args.study or args.variant:  # the run's place in a study, read by `tp aggregate`
+        label = {"study": args.study or "", "variant": args.variant or args.method}
+        atomic_write_text(Path(args.out) / "run.json", json.dumps(label, indent=2, sort_keys=True) + "\n")
     summary = fit(cfg, ds, args.out, resume=not args.no_resume)
     print(json.dumps(summary))
 
@@ -138,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--out", required=True, help="run folder (config.json, model.pt, train_log.csv, ...)")
     pt.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.lr=0.01")
+    pt.add_argument("--study", help="the study the run belongs to (recorded in RUN/run.json)")
+    pt.add_argument("--variant", help="the study's variant the run is (recorded in RUN/run.json)")
     pt.add_argument("--no-resume", action="store_true",
                     help="start from scratch even if RUN/resume.pt (an interrupted run of this config) exists")
     pt.set_defaults(func=_cmd_train)
@@ -145,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe = sub.add_parser("evaluate", help="full-ranking test metrics of a trained run")
     pe.add_argument("--data", required=True)
     pe.add_argument("--run", required=True, help="a run folder written by `tp train`")
-    pe.add_argument("--out", required=True, help="metrics.json; ranks.csv and evaluate_config.json go beside it")
+    pe.add_argument("--out", required=True, help="metrics.json; ranks.csv.gz and evaluate_config.json go beside it")
     pe.add_argument("--set", action="append", metavar="KEY=VALUE", help="override eval.* or train.device")
     pe.set_defaults(func=_cmd_evaluate)
 

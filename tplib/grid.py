@@ -2,7 +2,10 @@
 
 One source for the Snakemake workflow (``workflow/rules/common.smk``) and for the cost estimate
 (``benchmarks/grid_cost.py``). ``config`` is the workflow's config mapping, as Snakemake loads it from
-``config/config.yaml`` (already checked against its schema).
+``config/config.yaml`` (already checked against its schema). Its ``studies`` each name a set of runs (cells x
+variants x seeds) under one protocol; a run's folder is ``results/runs/{study}/{dataset}/{backbone}/{variant}/
+seed{seed}``, and a run already there whose recorded settings differ from the study's stops the workflow
+(:func:`config_conflicts`), so two runs with different settings never share a folder.
 """
 
 from __future__ import annotations
@@ -17,51 +20,49 @@ from numpy.typing import ArrayLike
 
 from tplib.config import build_config, parse_sets
 
-Run = namedtuple("Run", ["dataset", "backbone", "spec", "seed"])
+Run = namedtuple("Run", ["study", "dataset", "backbone", "variant", "seed"])
+
+# The protocol of a study: its keys and the `tp train --set` key each sets (one stopping rule for every variant).
+PROTOCOL_KEYS = {
+    "eval_every": "train.eval_every",
+    "patience": "train.patience",
+    "max_epochs": "train.max_epochs",
+    "min_epochs": "train.min_epochs",
+}
 
 
-def fmt_lam(lam: float) -> str:
-    """λ as written in run folders: the shortest exact decimal (0.1, 10, 0, 1e-05)."""
-    s = repr(float(lam))
-    return s[:-2] if s.endswith(".0") else s
+class StudyError(ValueError):
+    """A study, a selection or a setting the workflow config cannot run. The message names it."""
 
 
-def tp_spec(k: int, lam: float) -> str:
-    return f"tp/k{int(k)}_lam{fmt_lam(lam)}"
+def studies_to_run(config: dict[str, Any]) -> list[str]:
+    """The studies ``config`` runs: its ``run`` list, else every declared study."""
+    declared = config.get("studies") or {}
+    names = list(config.get("run") or declared)
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        raise StudyError(f"run: unknown study {unknown[0]!r}; the config declares {', '.join(declared) or 'none'}")
+    return names
 
 
-def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
-    """'baseline' -> ('baseline', None, None); 'tp/k2_lam0.1' -> ('tp', '2', '0.1')."""
-    if spec == "baseline":
-        return "baseline", None, None
-    method, _, setting = spec.partition("/")
-    k, _, lam = setting.partition("_lam")
-    return method, k[1:], lam
-
-
-def main_runs(config: dict[str, Any]) -> list[Run]:
-    """The main grid: datasets x backbones x methods x seeds; TP at tp_default."""
-    tp = tp_spec(config["tp_default"]["k"], config["tp_default"]["lam"])
-    specs = [("baseline" if m == "baseline" else tp) for m in config["methods"]]
-    return [Run(d, b, spec, int(s)) for d in config["datasets"] for b in config["backbones"] for spec in specs
-            for s in config["seeds"]]
-
-
-def ablation_runs(config: dict[str, Any]) -> list[Run]:
-    """Figures 6 and 7: TP over ablation.k at tp_default.lam, and over ablation.lam at tp_default.k."""
-    ab, td = config["ablation"], config["tp_default"]
-    specs = [tp_spec(k, td["lam"]) for k in ab["k"]] + [tp_spec(td["k"], lam) for lam in ab["lam"]]
-    return [Run(d, b, spec, int(s)) for d in ab["datasets"] for b in ab["backbones"] for spec in specs
-            for s in ab["seeds"]]
+def study_runs(config: dict[str, Any], name: str) -> list[Run]:
+    """Every run study ``name`` declares: its cells x variants x seeds, dataset by dataset (no selection)."""
+    st = config["studies"][name]
+    return [Run(name, d, b, v, int(s)) for d, bbs in st["cells"].items() for b in bbs for v in st["variants"]
+            for s in st["seeds"]]
 
 
 def all_runs(config: dict[str, Any]) -> list[Run]:
-    """Every configured run once (an ablation point equal to a main-grid run is that run)."""
-    return list(dict.fromkeys(main_runs(config) + ablation_runs(config)))
+    """The runs ``snakemake`` makes: the selected studies' runs, narrowed by ``select`` (empty lists: all)."""
+    sel = config.get("select") or {}
+    keep = {f: set(sel.get(f) or ()) for f in ("datasets", "backbones", "variants")}
+    keep["seeds"] = {int(s) for s in sel.get("seeds") or ()}  # `--config` gives them as strings
+    return [r for name in studies_to_run(config) for r in study_runs(config, name)
+            if all(not keep[f] or getattr(r, f[:-1]) in keep[f] for f in keep)]
 
 
 def run_dir(run: Run) -> str:
-    return f"results/runs/{run.dataset}/{run.backbone}/{run.spec}/seed{run.seed}"
+    return f"results/runs/{run.study}/{run.dataset}/{run.backbone}/{run.variant}/seed{run.seed}"
 
 
 def fmt_value(v: Any) -> str:
@@ -72,16 +73,94 @@ def fmt_value(v: Any) -> str:
     return str(v)
 
 
-def run_sets(config: dict[str, Any], dataset: str, backbone: str, method: str) -> list[str]:
-    """The configured overrides of one (dataset, backbone, method), in order all -> dataset -> backbone ->
-    method (later wins), as 'section.key=value' strings. Missing sections count as empty (the report reads
-    partial config files; the workflow's schema fills every section)."""
+def run_sets(config: dict[str, Any], run: Run) -> list[str]:
+    """The `tp train --set` overrides of one run, as 'section.key=value' strings: the config's overrides in order
+    all -> dataset -> backbone -> method, then the variant's own settings, then the study's protocol (later
+    wins; the protocol keys are refused anywhere else, see :func:`check_studies`)."""
+    st = config["studies"][run.study]
+    variant = st["variants"][run.variant]
     ov = config.get("overrides") or {}
     merged: dict[str, Any] = {}
-    for part in (ov.get("all"), (ov.get("datasets") or {}).get(dataset), (ov.get("backbones") or {}).get(backbone),
-                 (ov.get("methods") or {}).get(method)):
+    for part in (ov.get("all"), (ov.get("datasets") or {}).get(run.dataset),
+                 (ov.get("backbones") or {}).get(run.backbone), (ov.get("methods") or {}).get(variant["method"]),
+                 variant.get("set")):
         merged.update(part or {})
+    merged.update({PROTOCOL_KEYS[k]: v for k, v in st["protocol"].items()})
     return [f"{k}={fmt_value(v)}" for k, v in merged.items()]
+
+
+def run_method(config: dict[str, Any], run: Run) -> str:
+    return str(config["studies"][run.study]["variants"][run.variant]["method"])
+
+
+def run_config(config: dict[str, Any], run: Run, extra: list[str] = ()) -> Any:
+    """The resolved :class:`~tplib.config.RunConfig` of one run (raises ConfigError naming a bad key)."""
+    return build_config(run.backbone, run_method(config, run), run.seed, run.dataset,
+                        parse_sets([*run_sets(config, run), *extra]))
+
+
+def check_studies(config: dict[str, Any], managed: dict[str, str]) -> list[str]:
+    """Problems of the config's studies, one line each (empty: none): a protocol key or a workflow-managed key
+    (``managed``: key -> where it is set instead) set outside the protocol, a selection naming nothing declared,
+    and every run's resolved config (an unknown key, a bad value, e.g. model.d not divisible by n_heads)."""
+    problems = []
+    refused = {**{v: f"the study's protocol ({k})" for k, v in PROTOCOL_KEYS.items()}, **managed}
+    ov = config.get("overrides") or {}
+    places = [("overrides.all", ov.get("all"))]
+    places += [(f"overrides.{sec}.{n}", s) for sec in ("datasets", "backbones", "methods")
+               for n, s in (ov.get(sec) or {}).items()]
+    places += [(f"studies.{sn}.variants.{vn}.set", v.get("set")) for sn, st in (config.get("studies") or {}).items()
+               for vn, v in st["variants"].items()]
+    for where, sets in places:
+        problems += [f"{where}: {key} is set by {refused[key]}, not here" for key in (sets or {}) if key in refused]
+    try:
+        names = studies_to_run(config)
+    except StudyError as e:
+        return problems + [str(e)]
+    runs = [r for n in names for r in study_runs(config, n)]
+    sel = config.get("select") or {}
+    for field_ in ("datasets", "backbones", "variants", "seeds"):
+        have = {str(getattr(r, field_[:-1])) for r in runs}
+        problems += [f"select.{field_}: {v!r} is in none of the studies run ({', '.join(names)})"
+                     for v in sel.get(field_) or () if str(v) not in have]
+    if problems:
+        return problems
+    seen = set()
+    for r in runs:  # the settings are the same for every seed: check each (study, dataset, backbone, variant) once
+        if r[:4] in seen:
+            continue
+        seen.add(r[:4])
+        try:
+            run_config(config, r)
+        except Exception as e:  # ConfigError
+            problems.append(f"studies.{r.study} {r.dataset}/{r.backbone}/{r.variant}: {e}")
+    return problems
+
+
+# Settings that may differ between a run's recorded config.json and what the config asks for now without
+# making it another run: where and how fast it ran, not what it computed.
+_IRRELEVANT = {("train", "device"), ("train", "threads"), ("train", "progress"), ("train", "eval_batch_users")}
+
+
+def config_conflicts(recorded: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The settings (``section.key: recorded -> wanted``) in which a finished run's ``config.json`` differs from
+    the config the workflow asks for now, device and threads aside; the dataset as recorded is taken as asked."""
+    out = []
+    for section, values in wanted.items():
+        if not isinstance(values, dict):
+            if section != "dataset" and recorded.get(section) != values:
+                out.append(f"{section}: {recorded.get(section)!r} -> {values!r}")
+            continue
+        rec = recorded.get(section) or {}
+        for key, v in values.items():
+            r = rec.get(key)
+            if (section, key) in _IRRELEVANT:
+                continue
+            if isinstance(v, (list, tuple)):
+                r, v = list(r or []), list(v)
+            if r != v:
+                out.append(f"{section}.{key}: {r!r} -> {v!r}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -111,7 +190,7 @@ def censored_median(best: ArrayLike, capped: ArrayLike) -> float:
 def estimate_cost(
     config: dict[str, Any], costs: pd.DataFrame, speed: pd.DataFrame | None = None, speed_first: bool = False
 ) -> pd.DataFrame:
-    """Core-hours of every (dataset, backbone, method) cell of ``config``'s grid, one thread per job.
+    """Core-hours of every cell of the runs ``config`` selects (:func:`all_runs`), one thread per job.
 
     ``costs``: measured runs (``costs.csv`` of ``tp aggregate``: s_per_epoch, best_epoch, capped per run; a
     run that appears twice, e.g. in two aggregates, counts once).
@@ -127,27 +206,27 @@ def estimate_cost(
     is at least its best so far, so the median is the Kaplan-Meier median with such runs censored there
     (:func:`censored_median`): where most runs hit a cap, the few that stopped early do not set it (they are the
     ones that peaked soonest), and the median is unknown unless runs without that cap (e.g. TP trained to early
-    stopping) go further. TP's best epochs come from runs at the
-    config's ``tp_default`` k and λ only (where ``costs`` has k and lam): an ablation setting can stop far
-    earlier for its own reasons (λ = 1 collapsed ML1M SASRec at epoch 4) and says nothing of the main runs'.
-    Returns one row per cell with the sources.
+    stopping) go further. TP's best epochs come from runs at the variant's own k and λ (where ``costs`` has k and
+    lam): another setting can stop far earlier for its own reasons (λ = 1 collapsed ML1M SASRec at epoch 4).
+    Returns one row per (study, dataset, backbone, variant) cell with the sources.
     """
     # A run listed in several aggregates counts once. Where ``costs`` names each run's folder, runs of the same
-    # cell and seed under another protocol (results/schedule: TP to early stopping) are other runs and count.
-    keys = [c for c in ("dataset", "backbone", "method", "seed", "k", "lam", "run") if c in costs]
+    # cell and seed under another protocol are other runs and count.
+    keys = [c for c in ("study", "dataset", "backbone", "method", "variant", "seed", "k", "lam", "run") if c in costs]
     costs = costs.drop_duplicates(subset=keys)
-    stops = costs
-    if {"k", "lam"} <= set(stops.columns):  # TP: the main setting's stopping epochs only
-        main = (stops["k"] == config["tp_default"]["k"]) & np.isclose(stops["lam"], config["tp_default"]["lam"])
-        stops = stops[(stops["method"] != "tp") | main]
     rows = []
     runs = all_runs(config)
-    cells = dict.fromkeys((r.dataset, r.backbone, parse_spec(r.spec)[0]) for r in runs)
-    for dataset, backbone, method in cells:
-        n = sum(1 for r in runs if (r.dataset, r.backbone, parse_spec(r.spec)[0]) == (dataset, backbone, method))
-        cfg = build_config(backbone, method, 0, dataset, parse_sets(run_sets(config, dataset, backbone, method)))
-        tr, chains = cfg.train, (cfg.tp.P if method == "tp" else 1)
-        mine = costs[(costs.dataset == dataset) & (costs.backbone == backbone) & (costs.method == method)]
+    cells = dict.fromkeys(r[:4] for r in runs)
+    for cell in cells:
+        study, dataset, backbone, variant = cell
+        n = sum(1 for r in runs if r[:4] == cell)
+        cfg = run_config(config, Run(*cell, 0))
+        method, tr = cfg.method, cfg.train
+        chains = cfg.tp.P if method == "tp" else 1
+        same = (costs.dataset == dataset) & (costs.method == method)
+        if method == "tp" and {"k", "lam"} <= set(costs.columns):  # TP's stopping epochs: its own k and λ only
+            same &= (costs["k"] == cfg.tp.k) & np.isclose(costs["lam"].astype(float), cfg.tp.lam)
+        mine = costs[same & (costs.backbone == backbone)]
         sp = None if speed is None else speed[(speed.dataset == dataset) & (speed.backbone == backbone)
                                                & (speed.method == method) & (speed.P == chains)]
         s_epoch, s_src = math.nan, "none"
@@ -157,21 +236,19 @@ def estimate_cost(
         elif len(mine):
             s_epoch, s_src = float(mine["s_per_epoch"].median()), f"{len(mine)} run(s)"
         best, b_src = math.nan, ""
-        for label, sel in (
-            ("cell", (stops.dataset == dataset) & (stops.backbone == backbone) & (stops.method == method)),
-            ("dataset", (stops.dataset == dataset) & (stops.method == method)),
-        ):
-            capped = stops.loc[sel, "capped"].astype(bool)
-            best = censored_median(stops.loc[sel, "best_epoch"], capped)
+        for label, sel in (("cell", same & (costs.backbone == backbone)), ("dataset", same)):
+            capped = costs.loc[sel, "capped"].astype(bool)
+            best = censored_median(costs.loc[sel, "best_epoch"], capped)
             if not math.isnan(best):
                 b_src = f"{label} ({int((~capped).sum())} stopped, {int(capped.sum())} capped)"
                 break
         if math.isnan(best):
             epochs, b_src = tr.max_epochs, "cap (median not reached)"
         else:
-            epochs = min(tr.max_epochs, math.ceil(best / tr.eval_every) * tr.eval_every + tr.patience * tr.eval_every)
+            epochs = max(tr.min_epochs, math.ceil(best / tr.eval_every) * tr.eval_every + tr.patience * tr.eval_every)
+            epochs = min(tr.max_epochs, epochs)
         hours = n * epochs * s_epoch / 3600
-        rows.append({"dataset": dataset, "backbone": backbone, "method": method, "runs": n,
-                     "s_per_epoch": s_epoch, "s_source": s_src, "epochs": epochs, "epochs_source": b_src,
+        rows.append({"study": study, "dataset": dataset, "backbone": backbone, "variant": variant, "method": method,
+                     "runs": n, "s_per_epoch": s_epoch, "s_source": s_src, "epochs": epochs, "epochs_source": b_src,
                      "hours_per_run": epochs * s_epoch / 3600, "core_hours": hours})
     return pd.DataFrame(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import torch
 
 from tplib.config import ConfigError, RunConfig, config_from_dict, deep_merge, parse_sets
-from tplib.data.dataset import DataError, SeqDataset, atomic_write_text, make_split
+from tplib.data.dataset import DataError, SeqDataset, atomic_write_bytes, atomic_write_text, make_split
 from tplib.evaluate import metrics_by_group, ranks_on_test
 from tplib.models.base import SeqRecModel
 from tplib.train.loop import build_for, resolve_device
@@ -42,14 +43,16 @@ def load_run(run: Path, ds: SeqDataset, overrides: list[str] | None = None) -> t
 
 
 def evaluate_run(ds: SeqDataset, run: Path, out: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Test metrics of existing and new users (all/head/tail) -> ``out`` (metrics.json), with ``ranks.csv`` and
-    ``evaluate_config.json`` beside it. Returns the metrics."""
+    """Test metrics of existing and new users (all/head/tail) -> ``out`` (metrics.json), with ``ranks.csv.gz``
+    (gzip without a time stamp: the same ranks give the same bytes) and ``evaluate_config.json`` beside it.
+    Returns the metrics."""
     cfg, model = load_run(run, ds, overrides)
     split = make_split(ds, cfg.seed, cfg.split.new_frac, cfg.split.head_frac)
     ranks = ranks_on_test(model, ds, split, cfg.eval.mask_seen, cfg.train.eval_batch_users)
     metrics = metrics_by_group(ranks, cfg.eval.Ns)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out.parent / "ranks.csv", ranks.to_csv(index=False))
+    packed = gzip.compress(ranks.to_csv(index=False).encode(), mtime=0)
+    atomic_write_bytes(out.parent / "ranks.csv.gz", lambda f: f.write(packed))
     atomic_write_text(out.parent / "evaluate_config.json", cfg.to_json() + "\n")
     atomic_write_text(out, json.dumps(metrics, indent=2) + "\n")  # last: marks a complete evaluation
     return metrics

@@ -1,15 +1,15 @@
-# Every configured run -> results/aggregate/*.csv (tplib.aggregate.aggregate; a script, so that the list of
-# runs is not limited by the length of a command line), and the effective config (config.yaml) for the report.
+# Every finished run of the studies in `run` -> results/aggregate/*.csv (tplib.aggregate.aggregate; a script,
+# so that the list of runs is not limited by the length of a command line), and the studies as configured
+# (config.yaml: titles, protocols, variants, overrides) for the report.
 
 
 rule aggregate:
     input:
-        metrics=run_files("metrics.json"),
-        configs=run_files("config.json"),
-        summaries=run_files("train_summary.json"),
-        train_logs=run_files("train_log.csv"),
-        benchmarks=train_benchmarks(),
-        stats=dataset_files("stats.json"),
+        metrics=run_files("metrics.json", aggregated_runs()),
+        configs=run_files("config.json", aggregated_runs()),
+        summaries=run_files("train_summary.json", aggregated_runs()),
+        train_logs=run_files("train_log.csv", aggregated_runs()),
+        stats=dataset_files("stats.json", aggregated_runs()),
     output:
         runs="results/aggregate/runs.csv",
         summary="results/aggregate/summary.csv",
@@ -22,6 +22,7 @@ rule aggregate:
     conda:
         "../../environment.yml"
     params:
-        runs=run_dirs(),
+        runs=[run_dir(r) for r in aggregated_runs()],
+        studies={k: config[k] for k in ("studies", "report", "overrides")},
     script:
         "../scripts/aggregate.py"

@@ -1,4 +1,4 @@
-"""Helpers of the workflow: the configured runs, each run's `tp train --set` arguments, the raw-data check.
+"""Helpers of the workflow: the studies' runs, each run's `tp train --set` arguments, the raw-data check.
 
 Everything here runs when Snakemake parses the workflow, so a bad config value, an unknown `--set` key or a
 missing raw file stops the workflow before any job starts, with one message naming the key or the files. The
@@ -6,6 +6,7 @@ workflow imports tplib (never the reverse): the config's hyperparameters are che
 raw files are looked up where tplib.data.sources looks for them.
 """
 
+import json
 import re
 import shlex
 import sys
@@ -15,10 +16,10 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from tplib import grid
-from tplib.config import BACKBONES, ConfigError, build_config, parse_sets
+from tplib.config import BACKBONES
 from tplib.data.dataset import DataError
 from tplib.data.sources import SOURCES, resolve_raw
-from tplib.grid import parse_spec, run_dir
+from tplib.grid import run_dir
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -31,50 +32,52 @@ shell.prefix(
 
 RESOURCES_RAW = "resources/raw"  # where `download: true` puts raw files
 MANAGED_KEYS = {
-    "tp.k": "the run's folder (tp/k{k}_lam{lam}); set tp_default or ablation instead",
-    "tp.lam": "the run's folder (tp/k{k}_lam{lam}); set tp_default or ablation instead",
     "train.device": "the top-level `device` key",
     "train.threads": "the rule's threads (profiles: set-threads)",
 }
+RUN_FILES = ("config.json", "train_log.csv", "train_summary.json", "metrics.json")  # what a finished run holds
 
 # ---------------------------------------------------------------------------------------------------------
 # The runs (tplib.grid: the same list benchmarks/grid_cost.py prices)
 
 
 def all_runs():
-    return grid.all_runs(config)
+    """The runs this invocation makes: the selected studies' runs, narrowed by `select`; none with train: false."""
+    return grid.all_runs(config) if config["train"] else []
 
 
-def run_dirs():
-    return [run_dir(r) for r in all_runs()]
+def finished_runs():
+    """Every finished run of the studies in `run` (its metrics.json is there), selected or not: the aggregate
+    covers them all, so a study can be run part by part (and runs copied in from another machine join)."""
+    runs = []
+    for name in grid.studies_to_run(config):
+        runs += [r for r in grid.study_runs(config, name) if Path(run_dir(r), "metrics.json").is_file()]
+    return runs
 
 
-def run_files(name):
-    """One file of every configured run, e.g. run_files('metrics.json')."""
-    return [f"{run_dir(r)}/{name}" for r in all_runs()]
+def aggregated_runs():
+    return list(dict.fromkeys(finished_runs() + all_runs()))
 
 
-def train_benchmarks():
-    return [
-        f"results/benchmarks/train/{r.dataset}/{r.backbone}/{r.spec}/seed{r.seed}.tsv"
-        for r in all_runs()
-    ]
+def run_files(name, runs=None):
+    """One file of each run (default: the runs this invocation makes), e.g. run_files('metrics.json')."""
+    return [f"{run_dir(r)}/{name}" for r in (all_runs() if runs is None else runs)]
 
 
-def used_datasets():
-    return list(dict.fromkeys(r.dataset for r in all_runs()))
+def used_datasets(runs):
+    return list(dict.fromkeys(r.dataset for r in runs))
 
 
-def dataset_files(name):
-    return [f"results/data/{d}/{name}" for d in used_datasets()]
+def dataset_files(name, runs):
+    return [f"results/data/{d}/{name}" for d in used_datasets(runs)]
+
+
+def run_of(wildcards):
+    return grid.Run(wildcards.study, wildcards.dataset, wildcards.backbone, wildcards.variant, int(wildcards.seed))
 
 
 # ---------------------------------------------------------------------------------------------------------
 # `tp train --set` arguments
-
-
-def run_sets(dataset, backbone, method):
-    return grid.run_sets(config, dataset, backbone, method)
 
 
 def device_sets():
@@ -83,74 +86,44 @@ def device_sets():
 
 def train_sets(wildcards):
     """All `--set` arguments of a training job but train.threads (the shell adds it from {threads})."""
-    method, k, lam = parse_spec(wildcards.spec)
-    sets = run_sets(wildcards.dataset, wildcards.backbone, method) + device_sets()
-    if method == "tp":
-        sets += [f"tp.k={k}", f"tp.lam={lam}"]
+    sets = grid.run_sets(config, run_of(wildcards)) + device_sets()
     return " ".join(f"--set {shlex.quote(s)}" for s in sets)
 
 
-def spec_method(wildcards):
-    return parse_spec(wildcards.spec)[0]
+def run_method(wildcards):
+    return grid.run_method(config, run_of(wildcards))
 
 
 DEVICE_GPUS = 1 if config["device"].startswith("cuda") else 0
 
 
-def check_overrides():
-    """Check the `--set` overrides with tplib.config now, so that an unknown key or a bad value stops the
-    workflow before any job, naming the key: each mapping on its own first (the message names where it is),
-    then every configured (dataset, backbone, method) combination (e.g. model.d not divisible by n_heads).
-    """
-    problems = []
-    ov = config["overrides"]
-    parts = [("overrides.all", "sasrec", "baseline", ov["all"])]
-    parts += [
-        (f"overrides.datasets.{d}", "sasrec", "baseline", s)
-        for d, s in ov["datasets"].items()
-    ]
-    parts += [
-        (f"overrides.backbones.{b}", b, "baseline", s)
-        for b, s in ov["backbones"].items()
-    ]
-    parts += [
-        (f"overrides.methods.{m}", "sasrec", m, s) for m, s in ov["methods"].items()
-    ]
-    for where, backbone, method, sets in parts:
-        managed = [k for k in sets if k in MANAGED_KEYS]
-        for key in managed:
-            problems.append(
-                f"{where}: {key} is set by the workflow from {MANAGED_KEYS[key]}"
-            )
-        if managed:
+def check_studies():
+    """Check the studies now, so that a bad key or value stops the workflow before any job, naming it (see
+    tplib.grid.check_studies); then that no finished run's recorded settings differ from what its study asks for
+    now (two runs with different settings never share a folder)."""
+    problems = grid.check_studies(config, MANAGED_KEYS)
+    if problems:
+        raise WorkflowError("bad studies or hyperparameters in the config:\n  " + "\n  ".join(problems))
+    if config["report"]["main"] not in config["studies"] or config["report"]["ablation"] not in config["studies"]:
+        raise WorkflowError(f"report: {config['report']} names a study the config does not declare")
+    stale = []
+    for r in aggregated_runs():
+        recorded = Path(run_dir(r), "config.json")
+        if not recorded.is_file():
             continue
         try:
-            build_config(
-                backbone,
-                method,
-                0,
-                "",
-                parse_sets([f"{k}={grid.fmt_value(v)}" for k, v in sets.items()]),
-            )
-        except ConfigError as e:
-            problems.append(f"{where}: {e}")
-    if not problems:
-        combos = dict.fromkeys(
-            (r.dataset, r.backbone, parse_spec(r.spec)) for r in all_runs()
-        )
-        for dataset, backbone, (method, k, lam) in combos:
-            sets = run_sets(dataset, backbone, method) + device_sets()
-            if method == "tp":
-                sets += [f"tp.k={k}", f"tp.lam={lam}"]
-            try:
-                build_config(backbone, method, 0, dataset, parse_sets(sets))
-            except ConfigError as e:
-                problems.append(
-                    f"the overrides of {dataset}/{backbone}/{method} together: {e}"
-                )
-    if problems:
+            have = json.loads(recorded.read_text())
+        except json.JSONDecodeError:
+            continue  # a half-written run: its training job starts again
+        diff = grid.config_conflicts(have, grid.run_config(config, r).to_dict())
+        if diff:
+            stale.append(f"{run_dir(r)}: {'; '.join(diff[:3])}")
+    if stale:
         raise WorkflowError(
-            "bad hyperparameters in the config:\n  " + "\n  ".join(problems)
+            f"{len(stale)} run folder(s) hold runs with other settings than their study asks for now:\n  "
+            + "\n  ".join(stale[:10])
+            + "\nGive the changed variant a new name in the config (its runs then go to a new folder), or move "
+            "the old folders away to rerun them."
         )
 
 
@@ -241,7 +214,7 @@ def check_raw():
     if config["download"]:
         return
     missing = []
-    for d in used_datasets():
+    for d in used_datasets(aggregated_runs()):
         if not needs_raw(d) or is_prepared(d) or find_raw(d):
             continue
         try:  # the library has the last word (a missing file is not hashed, so this costs nothing)
@@ -271,5 +244,5 @@ def check_raw():
         )
 
 
-check_overrides()
+check_studies()
 check_raw()

@@ -3,18 +3,16 @@
 
 rule evaluate:
     input:
-        data="results/data/{dataset}/dataset.npz",
-        stats="results/data/{dataset}/stats.json",
-        model="results/runs/{dataset}/{backbone}/{spec}/seed{seed}/model.pt",
-        summary="results/runs/{dataset}/{backbone}/{spec}/seed{seed}/train_summary.json",
+        data=ancient("results/data/{dataset}/dataset.npz"),
+        stats=ancient("results/data/{dataset}/stats.json"),
+        model=f"{RUN}/model.pt",
+        summary=f"{RUN}/train_summary.json",
     output:
-        metrics="results/runs/{dataset}/{backbone}/{spec}/seed{seed}/metrics.json",
-        ranks="results/runs/{dataset}/{backbone}/{spec}/seed{seed}/ranks.csv",
-        eval_config="results/runs/{dataset}/{backbone}/{spec}/seed{seed}/evaluate_config.json",
+        metrics=f"{RUN}/metrics.json",
+        ranks=f"{RUN}/ranks.csv.gz",
+        eval_config=f"{RUN}/evaluate_config.json",
     log:
-        "logs/evaluate/{dataset}/{backbone}/{spec}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/evaluate/{dataset}/{backbone}/{spec}/seed{seed}.tsv"
+        "logs/evaluate/{study}/{dataset}/{backbone}/{variant}/seed{seed}.log",
     conda:
         "../../environment.yml"
     threads: 1
@@ -23,7 +21,7 @@ rule evaluate:
         gpu=DEVICE_GPUS,
     params:
         device=config["device"],
+        run=RUN,
     shell:
-        "OMP_NUM_THREADS={threads} tp evaluate --data results/data/{wildcards.dataset}"
-        " --run results/runs/{wildcards.dataset}/{wildcards.backbone}/{wildcards.spec}/seed{wildcards.seed}"
+        "OMP_NUM_THREADS={threads} tp evaluate --data results/data/{wildcards.dataset} --run {params.run}"
         " --out {output.metrics} --set train.device={params.device} > {log} 2>&1"

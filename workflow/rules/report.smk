@@ -17,9 +17,6 @@ rule report:
         "logs/report/report.log",
     conda:
         "../../environment.yml"
-    params:
-        k=config["tp_default"]["k"],
-        lam=config["tp_default"]["lam"],
     shell:
         "tp report --aggregate results/aggregate --out {output.html} --figures {output.figures}"
-        " --config {input.config} --tp-k {params.k} --tp-lam {params.lam} > {log} 2>&1"
+        " --config {input.config} > {log} 2>&1"

@@ -1,21 +1,27 @@
-# One training run: tp train. Its folder also receives metrics.json, ranks.csv and evaluate_config.json from
-# the evaluate rule. OMP_NUM_THREADS and train.threads follow the rule's threads, so N parallel jobs on N
-# cores do not oversubscribe (profiles: set-threads).
+# One training run: tp train, recording its study and variant (run.json) and its resolved config. Its folder
+# also receives metrics.json, ranks.csv.gz and evaluate_config.json from the evaluate rule, and the training
+# job's Snakemake benchmark (benchmark.tsv: seconds, memory), so that the committed folder carries its cost.
+# OMP_NUM_THREADS and train.threads follow the rule's threads, so N parallel jobs on N cores do not
+# oversubscribe (profiles: set-threads). The data is an ancient input: a re-prepared dataset (same content,
+# checked by `tp prepare`) never makes a finished run train again.
+
+RUN = "results/runs/{study}/{dataset}/{backbone}/{variant}/seed{seed}"
 
 
 rule train:
     input:
-        data="results/data/{dataset}/dataset.npz",
-        stats="results/data/{dataset}/stats.json",
+        data=ancient("results/data/{dataset}/dataset.npz"),
+        stats=ancient("results/data/{dataset}/stats.json"),
     output:
-        model="results/runs/{dataset}/{backbone}/{spec}/seed{seed}/model.pt",
-        config="results/runs/{dataset}/{backbone}/{spec}/seed{seed}/config.json",
-        train_log="results/runs/{dataset}/{backbone}/{spec}/seed{seed}/train_log.csv",
-        summary="results/runs/{dataset}/{backbone}/{spec}/seed{seed}/train_summary.json",
+        model=f"{RUN}/model.pt",
+        config=f"{RUN}/config.json",
+        label=f"{RUN}/run.json",
+        train_log=f"{RUN}/train_log.csv",
+        summary=f"{RUN}/train_summary.json",
     log:
-        "logs/train/{dataset}/{backbone}/{spec}/seed{seed}.log",
+        "logs/train/{study}/{dataset}/{backbone}/{variant}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/{dataset}/{backbone}/{spec}/seed{seed}.tsv"
+        f"{RUN}/benchmark.tsv"
     conda:
         "../../environment.yml"
     threads: 1
@@ -23,10 +29,11 @@ rule train:
         mem_mb=4000,
         gpu=DEVICE_GPUS,
     params:
-        method=spec_method,
+        method=run_method,
         sets=train_sets,
+        out=RUN,
     shell:
         "OMP_NUM_THREADS={threads} tp train --data results/data/{wildcards.dataset}"
         " --backbone {wildcards.backbone} --method {params.method} --seed {wildcards.seed}"
-        " --out results/runs/{wildcards.dataset}/{wildcards.backbone}/{wildcards.spec}/seed{wildcards.seed}"
+        " --study {wildcards.study} --variant {wildcards.variant} --out {params.out}"
         " --set train.threads={threads} {params.sets} > {log} 2>&1"

@@ -1,5 +1,5 @@
-"""The aggregate rule: one call to tplib.aggregate.aggregate, logging to the rule's log; and the workflow's
-effective config (config files merged, schema defaults filled in) beside the tables, for the report."""
+"""The aggregate rule: one call to tplib.aggregate.aggregate, logging to the rule's log; and the studies as
+configured (titles, protocols, variants, overrides; not the run-time keys) beside the tables, for the report."""
 
 import logging
 import sys
@@ -16,7 +16,6 @@ with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is inj
     aggregate(
         snakemake.params.runs,  # noqa: F821
         Path(snakemake.output.runs).parent,  # noqa: F821
-        benchmarks=list(snakemake.input.benchmarks),  # noqa: F821
         stats=list(snakemake.input.stats),  # noqa: F821
     )
-    atomic_write_text(snakemake.output.config, yaml.safe_dump(dict(snakemake.config), sort_keys=False))  # noqa: F821
+    atomic_write_text(snakemake.output.config, yaml.safe_dump(dict(snakemake.params.studies), sort_keys=False))  # noqa: F821
