@@ -2,17 +2,21 @@
 ``aggregate`` rule).
 
 A run is a folder written by ``tp train`` and ``tp evaluate`` (``config.json``, ``train_summary.json``,
-``train_log.csv``, ``metrics.json``), optionally with the Snakemake benchmark file of its training job. A run's
-keys are read from its own ``config.json`` (never from its path): dataset, backbone, method, seed, and for TP
-runs k and λ (``tp.k``, ``tp.lam``; empty for baseline runs, which do not use them).
+``train_log.csv``, ``metrics.json``; ``run.json`` with its study and variant where the workflow made it),
+optionally with the Snakemake benchmark file of its training job (``benchmark.tsv`` in the folder). A run's keys
+are read from its own files (never from its path): study and variant (``run.json``; a run made by hand has study
+"" and its method as variant), dataset, backbone, method, seed; and its settings from ``config.json``: the
+protocol (eval_every, patience, max_epochs, min_epochs) for every run, TP's k, λ, α, β and P for TP runs (empty
+for baseline runs, which do not use them), and one column (``section.key``) per other setting that differs
+between the variants of a study on the same dataset and backbone.
 
 Five tables, written as CSV into one folder:
 
 - ``runs.csv``: tidy, one row per run × group (existing/new) × subset (all/head/tail) × metric (HR/NDCG) × N,
   with the value and the number of users it averages over;
 - ``summary.csv``: one row per cell (every key but the seed): mean, standard deviation (ddof 1) and n over
-  seeds; TP rows also carry the paired comparison with the baseline of the same dataset/backbone/group/subset/
-  metric/N over the seeds both have (:func:`paired_test`);
+  seeds; TP rows also carry the paired comparison (:func:`paired_test`) with the baseline variant of the same
+  study, protocol, dataset, backbone, group, subset, metric and N, over the seeds both have (``control`` names it);
 - ``costs.csv``: one row per run: benchmark seconds and memory of the training job, epochs run, best epoch,
   seconds per epoch, device;
 - ``diagnostics.csv``: the per-epoch training log (loss, validation metrics; TP: adv_loss, disc_acc, diag_*) of every run,
@@ -41,7 +45,6 @@ from tplib.data.dataset import DataError, atomic_write_text
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CELL_KEYS",
     "RUN_KEYS",
     "TABLES",
     "aggregate",
@@ -51,17 +54,22 @@ __all__ = [
     "paired_test",
     "read_benchmark",
     "read_runs_list",
+    "varied_settings",
     "run_keys",
     "stats_table",
     "summarise",
     "tidy_metrics",
 ]
 
-RUN_KEYS = ["dataset", "backbone", "method", "seed", "k", "lam"]
+ID_KEYS = ["study", "dataset", "backbone", "variant", "method", "seed"]  # a run's identity
+PROTOCOL_KEYS = ["eval_every", "patience", "max_epochs", "min_epochs"]
+TP_KEYS = ["k", "lam", "alpha", "beta", "P"]
+SETTING_KEYS = [*PROTOCOL_KEYS, *TP_KEYS]
+RUN_KEYS = [*ID_KEYS, *SETTING_KEYS]
 METRIC_KEYS = ["group", "subset", "metric", "N"]
-CELL_KEYS = ["dataset", "backbone", "method", "k", "lam", *METRIC_KEYS]
-PAIR_KEYS = ["dataset", "backbone", *METRIC_KEYS]  # what a TP cell shares with its baseline cell
+VARIANT_KEYS = ["study", "dataset", "backbone", "variant", "method"]  # a cell, with METRIC_KEYS
 TABLES = ("runs", "summary", "costs", "diagnostics", "stats")
+_FIXED = {("train", k) for k in PROTOCOL_KEYS} | {("tp", k) for k in TP_KEYS} | {("seed",), ("method",)}
 GROUPS = ("existing", "new")
 SUBSETS = ("all", "head", "tail")
 
@@ -78,21 +86,57 @@ def _read_json(path: Path) -> Any:
         raise DataError(f"{path}: not valid JSON ({e}); rerun the job that writes it") from None
 
 
-def run_keys(config: dict[str, Any]) -> dict[str, Any]:
-    """The keys of a run from its resolved config (``config.json``). k and λ only for TP runs."""
+def run_keys(config: dict[str, Any], label: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keys of a run from its resolved config (``config.json``) and its place in a study (``run.json``):
+    identity, protocol, and TP's settings (TP runs only)."""
+    label = label or {}
     try:
+        tr, tp = config["train"], config["tp"]
         keys: dict[str, Any] = {
+            "study": str(label.get("study", "")),
             "dataset": str(config["dataset"]),
             "backbone": str(config["backbone"]),
+            "variant": str(label.get("variant") or config["method"]),
             "method": str(config["method"]),
             "seed": int(config["seed"]),
+            **{k: int(tr[k]) for k in PROTOCOL_KEYS},
         }
-        tp = keys["method"] == "tp"
-        keys["k"] = int(config["tp"]["k"]) if tp else pd.NA
-        keys["lam"] = float(config["tp"]["lam"]) if tp else math.nan
+        is_tp = keys["method"] == "tp"
+        keys |= {k: (int(tp[k]) if k in ("k", "P") else float(tp[k])) if is_tp else math.nan for k in TP_KEYS}
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"a run's config.json lacks {e}; was it written by `tp train`?") from None
     return keys
+
+
+def _flat(config: dict[str, Any], prefix: tuple = ()) -> dict[tuple, Any]:
+    out: dict[tuple, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out |= _flat(v, (*prefix, k))
+        else:
+            out[(*prefix, k)] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def varied_settings(loaded: Sequence[dict[str, Any]]) -> list[str]:
+    """The settings (``section.key``) other than the identity, protocol and TP columns that differ between runs of
+    one study on the same dataset and backbone: what a study varies beyond them (e.g. ``model.d``)."""
+    groups: dict[tuple, list[dict[tuple, Any]]] = {}
+    for r in loaded:
+        k = r["keys"]
+        groups.setdefault((k["study"], k["dataset"], k["backbone"]), []).append(_flat(r["config"]))
+    varied: set[tuple] = set()
+    for flats in groups.values():
+        for key in set().union(*flats):
+            if key in _FIXED or key[:2] in _IGNORED:
+                continue
+            if len({f.get(key) for f in flats}) > 1:
+                varied.add(key)
+    return sorted(".".join(k) for k in varied)
+
+
+# Settings that say where and how a run ran, not what it computed.
+_IGNORED = {("train", "device"), ("train", "threads"), ("train", "progress"), ("train", "eval_batch_users")}
 
 
 def read_benchmark(path: str | Path | None) -> dict[str, float]:
@@ -107,13 +151,17 @@ def read_benchmark(path: str | Path | None) -> dict[str, float]:
 
 
 def load_run(run: str | Path, benchmark: str | Path | None = None) -> dict[str, Any]:
-    """Everything the tables need from one run folder: keys, metrics, summary, training log, benchmark."""
+    """Everything the tables need from one run folder: keys, metrics, summary, training log, benchmark (default:
+    the folder's ``benchmark.tsv``)."""
     run = Path(run)
     config = _read_json(run / "config.json")
+    label = _read_json(run / "run.json") if (run / "run.json").is_file() else {}
     try:
-        keys = run_keys(config)
+        keys = run_keys(config, label)
     except DataError as e:
         raise DataError(f"{run / 'config.json'}: {e}") from None
+    if benchmark is None and (run / "benchmark.tsv").is_file():
+        benchmark = run / "benchmark.tsv"
     log_path = run / "train_log.csv"
     train_log = pd.read_csv(log_path) if log_path.is_file() else pd.DataFrame()
     return {
@@ -128,7 +176,8 @@ def load_run(run: str | Path, benchmark: str | Path | None = None) -> dict[str, 
 
 
 def tidy_metrics(metrics: dict[str, Any], keys: dict[str, Any]) -> pd.DataFrame:
-    """``metrics.json`` (see :func:`tplib.evaluate.metrics_by_group`) -> one row per group × subset × metric × N."""
+    """``metrics.json`` (see :func:`tplib.evaluate.metrics_by_group`) -> one row per group × subset × metric × N,
+    each with the run's ``keys``."""
     rows = []
     for group in GROUPS:
         for subset in SUBSETS:
@@ -144,22 +193,24 @@ def tidy_metrics(metrics: dict[str, Any], keys: dict[str, Any]) -> pd.DataFrame:
                     {**keys, "group": group, "subset": subset, "metric": metric, "N": int(n),
                      "value": float(value) if value is not None else math.nan, "users": users}
                 )
-    return _typed(pd.DataFrame(rows, columns=[*RUN_KEYS, *METRIC_KEYS, "value", "users"]))
+    return _typed(pd.DataFrame(rows, columns=[*keys, *METRIC_KEYS, "value", "users"]))
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    """Stable dtypes for the key columns (k is a nullable integer, λ a float with NaN for baseline runs) and for
-    costs' ``resumes`` (a nullable count: empty for runs aggregated before the column existed, not 0.0)."""
+    """Stable dtypes for the key columns: counts as (nullable) integers, empty for runs that do not have them (TP's
+    k and P for a baseline run), TP's rates as floats with NaN for baseline runs, study and variant as text."""
     df = df.copy()
-    if "seed" in df:
-        df["seed"] = df["seed"].astype("int64")
-    for col in ("k", "resumes"):
+    for col in ("seed", "N", *PROTOCOL_KEYS):
+        if col in df:
+            df[col] = df[col].astype("int64")
+    for col in ("k", "P", "resumes", "n_pairs"):
         if col in df:
             df[col] = df[col].astype("Int64")
-    if "lam" in df:
-        df["lam"] = df["lam"].astype("float64")
-    if "N" in df:
-        df["N"] = df["N"].astype("int64")
+    for col in ("lam", "alpha", "beta"):
+        if col in df:
+            df[col] = df[col].astype("float64")
+    if "study" in df:
+        df["study"] = df["study"].fillna("").astype(str)
     return df
 
 
@@ -206,52 +257,67 @@ seeds whose HR differ by the same count of users; the Wilcoxon test when every d
     return out
 
 
+def _setting_cols(runs: pd.DataFrame) -> list[str]:
+    """The run table's setting columns: protocol, TP's, and the varied ``section.key`` ones, in table order."""
+    return [c for c in runs.columns if c in SETTING_KEYS or "." in c]
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell of the tidy table: mean, std (ddof 1), n over seeds, and for TP cells the paired test
-    against the baseline cell of the same dataset/backbone/group/subset/metric/N on the seeds both have
-    (:func:`paired_test`; baseline rows leave those columns empty, a TP cell without a baseline has 0 pairs)."""
+    """One row per cell of the tidy table (study, dataset, backbone, variant, group, subset, metric, N) with its
+    settings: mean, std (ddof 1), n over seeds. Each TP cell also carries the paired test (:func:`paired_test`)
+    against the study's baseline variant (``control``: the one named "baseline", else the only baseline-method
+    variant of the study) on the same dataset, backbone, protocol, group, subset, metric and N, over the seeds
+    both have; baseline rows leave those columns empty, a TP cell without a baseline has 0 pairs."""
     runs = _typed(runs)
     test_cols = list(paired_test([], []).keys())
+    settings = _setting_cols(runs)
+    cell = [*VARIANT_KEYS, *METRIC_KEYS]
+    cols = [*VARIANT_KEYS, *settings, *METRIC_KEYS, "mean", "std", "n", "control", *test_cols]
     if runs.empty:
-        return pd.DataFrame(columns=[*CELL_KEYS, "mean", "std", "n", *test_cols])
+        return pd.DataFrame(columns=cols)
     cells = (
-        runs.groupby(CELL_KEYS, dropna=False, sort=True)["value"]
+        runs.groupby(cell, dropna=False, sort=True)["value"]
         .agg(mean="mean", std=lambda v: v.std(ddof=1), n="count")
         .reset_index()
     )
-    base = (
-        runs.loc[runs["method"] == "baseline", [*PAIR_KEYS, "seed", "value"]]
-        .drop_duplicates([*PAIR_KEYS, "seed"])
-        .rename(columns={"value": "base_value"})
-    )
-    paired = runs[runs["method"] == "tp"].merge(base, on=[*PAIR_KEYS, "seed"], how="inner")
+    first = runs.drop_duplicates(cell)[[*cell, *settings]]
+    cells = cells.merge(first, on=cell, how="left")
+    controls = {}
+    for study, g in runs[runs["method"] == "baseline"].groupby("study", sort=False):
+        names = sorted(set(g["variant"]))
+        if "baseline" in names or len(names) == 1:
+            controls[study] = "baseline" if "baseline" in names else names[0]
+    cells["control"] = [controls.get(st, "") if m == "tp" else "" for st, m in zip(cells["study"], cells["method"])]
+    pair_on = ["study", "dataset", "backbone", *PROTOCOL_KEYS, *METRIC_KEYS, "seed"]
+    base = runs[(runs["method"] == "baseline") & (runs["variant"] == runs["study"].map(controls))]
+    base = base[pair_on + ["value"]].drop_duplicates(pair_on).rename(columns={"value": "base_value"})
+    paired = runs[runs["method"] == "tp"].merge(base, on=pair_on, how="inner")
     rows = []
-    for key, g in paired.groupby(CELL_KEYS, dropna=False, sort=False):
+    for key, g in paired.groupby(cell, dropna=False, sort=False):
         g = g.sort_values("seed")
-        rows.append({**dict(zip(CELL_KEYS, key)), **paired_test(g["value"].to_numpy(), g["base_value"].to_numpy())})
-    tests = _typed(pd.DataFrame(rows, columns=[*CELL_KEYS, *test_cols]))
-    out = cells.merge(tests, on=CELL_KEYS, how="left")
+        rows.append({**dict(zip(cell, key)), **paired_test(g["value"].to_numpy(), g["base_value"].to_numpy())})
+    tests = pd.DataFrame(rows, columns=[*cell, *test_cols])
+    out = cells.merge(tests, on=cell, how="left")
     is_tp = out["method"] == "tp"
     out["n_pairs"] = out["n_pairs"].astype("Int64")
     out.loc[is_tp & out["n_pairs"].isna(), "n_pairs"] = 0
     out["n"] = out["n"].astype("int64")
-    return _typed(out)
+    return _typed(out[cols])
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Costs, diagnostics, dataset statistics
 
 
-def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
+def costs_table(loaded: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per run: the training job's benchmark (seconds, max RSS in MB, CPU seconds), the run's own
-    record of epochs, best epoch, seconds per epoch, device, and its stopping rule (max_epochs, eval_every,
-    patience; ``capped``: it ran max_epochs, so its best epoch is a lower bound of where it would have peaked).
-    A resumed run (``resumes`` > 0: killed and continued from its last validation) has a benchmark file for its
-    last part only, so its ``seconds`` is the run's own training wall time summed over its parts instead."""
+    record of epochs, best epoch, seconds per epoch and device, with its keys (``capped``: it ran max_epochs, so its
+    best epoch is a lower bound of where it would have peaked). A resumed run (``resumes`` > 0: killed and
+    continued from its last validation) has a benchmark file for its last part only, so its ``seconds`` is the
+    run's own training wall time summed over its parts instead."""
     rows = []
     for r in loaded:
         s, b = r["summary"], r["benchmark"]
-        tr = r.get("config", {}).get("train", {})
         resumes = len(s.get("resumed_at_epochs", []))
         rows.append(
             {
@@ -263,10 +329,7 @@ def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "epochs": s.get("epochs_run", math.nan),
                 "best_epoch": s.get("best_epoch", math.nan),
                 "s_per_epoch": s.get("seconds_per_epoch", math.nan),
-                "max_epochs": tr.get("max_epochs", math.nan),
-                "eval_every": tr.get("eval_every", math.nan),
-                "patience": tr.get("patience", math.nan),
-                "capped": s.get("epochs_run", math.nan) == tr.get("max_epochs", math.nan),
+                "capped": s.get("epochs_run", math.nan) == r["keys"]["max_epochs"],
                 "device": s.get("device", ""),
                 "device_name": s.get("device_name", ""),
                 "torch_threads": s.get("torch_threads", math.nan),
@@ -277,39 +340,36 @@ def costs_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "run": r["run"],
             }
         )
-    cols = [*RUN_KEYS, "seconds", "max_rss_mb", "cpu_seconds", "wall_seconds", "epochs", "best_epoch",
-            "s_per_epoch", "max_epochs", "eval_every", "patience", "capped", "device", "device_name", "torch_threads", "rows_per_epoch", "resumes", "torch", "python",
-            "run"]
-    return _typed(pd.DataFrame(rows, columns=cols)).sort_values(RUN_KEYS, ignore_index=True)
+    keys = list(loaded[0]["keys"]) if loaded else RUN_KEYS
+    cols = [*keys, "seconds", "max_rss_mb", "cpu_seconds", "wall_seconds", "epochs", "best_epoch", "s_per_epoch",
+            "capped", "device", "device_name", "torch_threads", "rows_per_epoch", "resumes", "torch", "python", "run"]
+    return _typed(pd.DataFrame(rows, columns=cols)).sort_values(ID_KEYS, ignore_index=True)
 
 
-def diagnostics_table(loaded: Iterable[dict[str, Any]]) -> pd.DataFrame:
+def diagnostics_table(loaded: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """The per-epoch training log of every run (epoch, loss, validation metrics; TP's runs also adv_loss,
-    disc_acc, diag_*), tagged with the run's keys."""
+    disc_acc, diag_*), tagged with the run's identity."""
     frames = []
     for r in loaded:
         if r["train_log"].empty:
             continue
         df = r["train_log"].copy()
-        for i, key in enumerate(RUN_KEYS):
+        for i, key in enumerate(ID_KEYS):
             df.insert(i, key, r["keys"][key])
         frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=[*RUN_KEYS, "epoch"])
-    return _diagnostics_order(pd.concat(frames, ignore_index=True, sort=False))
+        return pd.DataFrame(columns=[*ID_KEYS, "epoch"])
+    df = pd.concat(frames, ignore_index=True, sort=False)
+    rest = [c for c in df.columns if c not in ID_KEYS]
+    known = [c for c in _LOG_ORDER if c in rest]
+    cols = [*ID_KEYS, *known, *sorted(c for c in rest if c not in known)]
+    return _typed(df[cols]).sort_values([*ID_KEYS, "epoch"], ignore_index=True)
 
 
 # The training log's columns in the order `tp train` writes them (a TP run's log has all of them); columns not
 # named here follow in alphabetical order, so the table's layout does not depend on the order runs are read in.
 _LOG_ORDER = ["epoch", "loss", "train_seconds", "valid_HR@10", "valid_NDCG@10", "eval_seconds", "adv_loss", "disc_acc",
               "outer_steps", *(f"diag_{m}_{p}" for p in ("hh", "ht", "tt") for m in ("dot", "cos", "pairs"))]
-
-
-def _diagnostics_order(df: pd.DataFrame) -> pd.DataFrame:
-    rest = [c for c in df.columns if c not in RUN_KEYS]
-    known = [c for c in _LOG_ORDER if c in rest]
-    cols = [*RUN_KEYS, *known, *sorted(c for c in rest if c not in known)]
-    return _typed(df[cols]).sort_values([*RUN_KEYS, "epoch"], ignore_index=True)
 
 
 def stats_table(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -348,16 +408,11 @@ def aggregate(
     *,
     benchmarks: Sequence[str | Path | None] | None = None,
     stats: Sequence[str | Path] = (),
-    merge: Sequence[str | Path] = (),
 ) -> dict[str, pd.DataFrame]:
-    """Read ``runs`` (with their training ``benchmarks``, paired by position) and the datasets' ``stats``;
-    write runs.csv, summary.csv, costs.csv, diagnostics.csv and stats.csv into ``out``; return the tables.
-
-    ``merge``: folders an earlier ``aggregate`` wrote (e.g. the committed results, whose run folders are gone, or
-    the aggregate of another machine's runs). Their runs join the new ones, and the summary is computed over all
-    of them; a run that is both in a merged folder and among ``runs`` (same dataset, backbone, method, seed, k, λ)
-    is taken from ``runs``, a run in two merged folders is an error. A dataset's stats likewise come from
-    ``stats`` first. Merging a folder with no new runs reproduces its tables."""
+    """Read ``runs`` (with their training ``benchmarks``, paired by position; default: each folder's own
+    ``benchmark.tsv``) and the datasets' ``stats``; write runs.csv, summary.csv, costs.csv, diagnostics.csv and
+    stats.csv into ``out``; return the tables. Two folders holding the same run (study, dataset, backbone,
+    variant, seed) are an error."""
     if benchmarks is not None and len(benchmarks) != len(runs):
         raise DataError(f"{len(runs)} runs but {len(benchmarks)} benchmark files; give one per run (or none)")
     benches = list(benchmarks) if benchmarks is not None else [None] * len(runs)
@@ -365,27 +420,30 @@ def aggregate(
     loaded = []
     for run, bench in zip(runs, benches):
         r = load_run(run, bench)
-        key = _run_key(r["keys"])
+        key = tuple(r["keys"][k] for k in ID_KEYS)
         if key in seen:
-            raise DataError(f"{run} and {seen[key]} are the same run ({dict(zip(RUN_KEYS, key))}); list it once")
+            raise DataError(f"{run} and {seen[key]} are the same run ({dict(zip(ID_KEYS, key))}); list it once")
         seen[key] = str(run)
         loaded.append(r)
+    varied = varied_settings(loaded)
+    for r in loaded:
+        flat = _flat(r["config"])
+        r["keys"] |= {name: _cell_value(flat.get(tuple(name.split(".")))) for name in varied}
     log.info("aggregating %d runs into %s", len(loaded), out)
+    empty = {g: {s: {} for s in SUBSETS} for g in GROUPS}
     tidy = (
         pd.concat([tidy_metrics(r["metrics"], r["keys"]) for r in loaded], ignore_index=True)
         if loaded
-        else tidy_metrics({g: {s: {} for s in SUBSETS} for g in GROUPS}, dict.fromkeys(RUN_KEYS, 0)).iloc[0:0]
+        else tidy_metrics(empty, dict.fromkeys(RUN_KEYS, 0)).iloc[0:0]
     )
+    tidy = _typed(tidy).sort_values([*ID_KEYS, *METRIC_KEYS], ignore_index=True)
     tables = {
         "runs": tidy,
+        "summary": summarise(tidy),
         "costs": costs_table(loaded),
         "diagnostics": diagnostics_table(loaded),
         "stats": stats_table(stats),
     }
-    if merge:
-        tables = _merge(tables, set(seen), merge)
-    tidy = _typed(tables["runs"]).sort_values([*RUN_KEYS, *METRIC_KEYS], ignore_index=True)
-    tables = {"runs": tidy, "summary": summarise(tidy), **{k: v for k, v in tables.items() if k != "runs"}}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
@@ -393,93 +451,5 @@ def aggregate(
     return tables
 
 
-def _run_key(row: Any) -> tuple:
-    """A run's identity (dataset, backbone, method, seed, k, λ) as a hashable tuple, missing k/λ as None."""
-    out = []
-    for k in RUN_KEYS:
-        v = row[k]
-        if pd.isna(v):
-            out.append(None)
-        elif k in ("seed", "k"):
-            out.append(int(v))
-        elif k == "lam":
-            out.append(float(v))
-        else:
-            out.append(str(v))
-    return tuple(out)
-
-
-def _keys_of(df: pd.DataFrame) -> pd.Series:
-    return pd.Series([_run_key(r) for r in df[RUN_KEYS].to_dict("records")], index=df.index, dtype=object)
-
-
-def _read_aggregate(folder: Path) -> dict[str, pd.DataFrame]:
-    """The tables of an earlier ``aggregate`` (runs.csv is required; a missing costs/diagnostics/stats table is
-    read as empty)."""
-    tables = {}
-    for name in ("runs", "costs", "diagnostics", "stats"):
-        path = folder / f"{name}.csv"
-        if not path.is_file():
-            if name == "runs":
-                raise DataError(f"{path}: not found; --merge takes a folder written by `tp aggregate`")
-            tables[name] = pd.DataFrame(columns=RUN_KEYS if name != "stats" else ["dataset"])
-            continue
-        need = ["dataset"] if name == "stats" else RUN_KEYS
-        try:
-            df = pd.read_csv(path, dtype={"dataset": str})
-        except pd.errors.EmptyDataError:  # an empty table (stats.csv when no --stats were given)
-            tables[name] = pd.DataFrame(columns=need)
-            continue
-        except (pd.errors.ParserError, UnicodeDecodeError) as e:
-            raise DataError(f"{path}: not a readable CSV ({e}); write it again with `tp aggregate`") from None
-        missing = [c for c in need if c not in df.columns]
-        if missing:
-            raise DataError(f"{path}: lacks the column(s) {', '.join(missing)}; write it again with `tp aggregate`")
-        tables[name] = df if name == "stats" else _typed(df)
-    return tables
-
-
-def _merge(new: dict[str, pd.DataFrame], new_keys: set[tuple], folders: Sequence[str | Path]) -> dict[str, pd.DataFrame]:
-    """``new`` tables plus the runs of earlier aggregates that are not among ``new_keys`` (see :func:`aggregate`)."""
-    parts: dict[str, list[pd.DataFrame]] = {name: [new[name]] for name in new}
-    owner: dict[tuple, str] = {}
-    replaced = 0
-    stats_seen = set(new["stats"]["dataset"]) if "dataset" in new["stats"] else set()
-    for folder in map(Path, folders):
-        old = _read_aggregate(folder)
-        keys = _keys_of(old["runs"])
-        for key in dict.fromkeys(keys):
-            if key in new_keys:
-                replaced += 1
-            elif key in owner:
-                raise DataError(
-                    f"{folder} and {owner[key]} both hold the run {dict(zip(RUN_KEYS, key))}; merge one of them"
-                )
-            else:
-                owner[key] = str(folder)
-        for name in ("runs", "costs", "diagnostics"):
-            df = old[name]
-            if not df.empty:
-                parts[name].append(df[~_keys_of(df).isin(new_keys).to_numpy()])
-        st = old["stats"]
-        if not st.empty:
-            parts["stats"].append(st[~st["dataset"].isin(stats_seen)])
-            stats_seen |= set(st["dataset"])
-    if replaced:
-        log.info("%d run(s) of the merged aggregate(s) replaced by the new run folders", replaced)
-    out = {}
-    for name, frames in parts.items():
-        frames = [f for f in frames if not f.empty]
-        if not frames:
-            out[name] = new[name]
-            continue
-        df = pd.concat(frames, ignore_index=True, sort=False)
-        if name == "stats":
-            out[name] = df.sort_values("dataset", ignore_index=True)
-        elif name == "diagnostics":
-            out[name] = _diagnostics_order(df)
-        elif name == "costs":
-            out[name] = _typed(df).sort_values(RUN_KEYS, ignore_index=True)
-        else:  # runs: sorted with the new ones by aggregate()
-            out[name] = df
-    return out
+def _cell_value(v: Any) -> Any:
+    return ",".join(map(str, v)) if isinstance(v, tuple) else v

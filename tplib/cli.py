@@ -4,8 +4,8 @@
     tp train    --data DIR --backbone {gru4rec,caser,sasrec} --method {baseline,tp} --seed S --out RUN [--set k=v ...]
     tp evaluate --data DIR --run RUN --out metrics.json
     tp fetch    --dataset NAME --resources DIR
-    tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] [--merge DIR ...] --out DIR
-    tp report   --aggregate DIR --out report/report.html [--figures DIR] [--config FILE] [--tp-k K] [--tp-lam L]
+    tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] --out DIR
+    tp report   --aggregate DIR --out report/report.html [--figures DIR]
 
 Each subcommand parses its arguments and calls one library function. Bad input stops with one line on stderr
 (``tp: error: ...``) and exit status 2; nothing that looks complete is left behind.
@@ -89,28 +89,18 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
         runs += listed
         if benches is not None or any(listed_benches):
             benches = (benches or [None] * (len(runs) - len(listed))) + listed_benches
-    if not runs and not args.merge:
+    if not runs:
         from tplib.data.dataset import DataError
 
-        raise DataError("no runs given; pass --runs RUN ..., --runs-list FILE or --merge DIR")
-    tables = aggregate(runs, Path(args.out), benchmarks=benches, stats=args.stats or [], merge=args.merge or [])
+        raise DataError("no runs given; pass --runs RUN ... or --runs-list FILE")
+    tables = aggregate(runs, Path(args.out), benchmarks=benches, stats=args.stats or [])
     print(", ".join(f"{name}.csv: {len(df)} rows" for name, df in tables.items()))
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from tplib.report import render_report
-    from tplib.report.render import parse_variant
 
-    out = render_report(
-        Path(args.aggregate),
-        Path(args.out),
-        figures_dir=Path(args.figures),
-        config_path=Path(args.config) if args.config else None,
-        tp_k=args.tp_k,
-        tp_lam=args.tp_lam,
-        variants=[parse_variant(v) for v in args.variant or ()],
-    )
-    print(out)
+    print(render_report(Path(args.aggregate), Path(args.out), figures_dir=Path(args.figures)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,32 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     pa = sub.add_parser("aggregate", help="tidy tables, summaries and paired tests of finished runs")
     pa.add_argument("--runs", nargs="+", metavar="RUN", help="run folders (tp train + tp evaluate)")
     pa.add_argument("--runs-list", help="a file: one run folder a line, optionally TAB and its benchmark file")
-    pa.add_argument("--benchmarks", nargs="+", metavar="TSV", help="training benchmark files, one per --runs")
+    pa.add_argument("--benchmarks", nargs="+", metavar="TSV",
+                    help="training benchmark files, one per --runs (default: each run folder's benchmark.tsv)")
     pa.add_argument("--stats", nargs="+", metavar="JSON", help="the datasets' stats.json files")
-    pa.add_argument(
-        "--merge",
-        nargs="+",
-        metavar="DIR",
-        help="earlier aggregate folders whose runs join these (a run also among --runs is taken from --runs); "
-        "the summary covers all of them. DIR may be --out itself",
-    )
     pa.add_argument("--out", required=True, help="output folder (runs/summary/costs/diagnostics/stats.csv)")
     pa.set_defaults(func=_cmd_aggregate)
 
     pr = sub.add_parser("report", help="the HTML report (tables, figures, protocol, provenance) of aggregated results")
-    pr.add_argument("--aggregate", required=True, help="the folder `tp aggregate` wrote (runs/summary/costs/...csv)")
+    pr.add_argument("--aggregate", required=True,
+                    help="the folder the workflow's aggregate rule wrote (runs/summary/costs/...csv, config.yaml)")
     pr.add_argument("--out", required=True, help="the HTML file, e.g. report/report.html (self-contained)")
     pr.add_argument("--figures", default="results/figures", help="where the figures go as PNG and PDF")
-    pr.add_argument("--config", help="the workflow config YAML: embedded, and its overrides and tp_default used")
-    pr.add_argument("--tp-k", type=int, help="TP's main setting k (default: the config's tp_default, else 2)")
-    pr.add_argument("--tp-lam", type=float, help="TP's main setting λ (default: the config's, else the most run)")
-    pr.add_argument(
-        "--variant",
-        action="append",
-        metavar="LABEL=DIR",
-        help="another aggregate folder whose TP runs are shown beside the main ones under LABEL (e.g. a longer "
-        "schedule); repeatable",
-    )
     pr.set_defaults(func=_cmd_report)
     return p
 

@@ -231,6 +231,11 @@ def fig_ablation(
             else:
                 ax.set_xticks([pos[v] for v in values], [_fmt_param(v) for v in values])
                 ax.grid(alpha=0.3)
+                have = set(_pick(tp, dataset=dataset, backbone=bb, metric=metric, N=N)[param].astype(float))
+                for v in values:
+                    if not any(np.isclose(v, h) for h in have):
+                        ax.text(pos[v], 0.04, "not run", transform=ax.get_xaxis_transform(), rotation=90,
+                                ha="center", va="bottom", color="#888888", fontsize=7)
             if i == 0:
                 ax.set_title(f"{label(bb)} ({_seeds_text((seeds or {}).get(bb, ()))})" if drawn else label(bb))
             if j == 0:
@@ -266,10 +271,13 @@ DIAG_ROWS = (
 )
 
 
-def fig_diagnostics(diag: pd.DataFrame, dataset: str, backbones: Sequence[str], title_suffix: str) -> Figure:
+def fig_diagnostics(
+    diag: pd.DataFrame, dataset: str, backbones: Sequence[str], title_suffix: str, tail_share: float | None = None
+) -> Figure:
     """TP's per-epoch training diagnostics of one dataset: loss, adversarial loss, discriminator accuracy, and the
     alignment (cosine and dot product) between different users' inner-step gradients, head–head / head–tail /
-    tail–tail (rows), per backbone (columns); mean over seeds with a ±1 std band."""
+    tail–tail (rows), per backbone (columns); mean over seeds with a ±1 std band. ``tail_share``: a dotted
+    reference line in the accuracy panels (what a discriminator that always answers "tail" scores)."""
     fig, axes = _new_figure(len(DIAG_ROWS), len(backbones), 3.3, 1.9)
     handles: dict[str, object] = {}
     for j, bb in enumerate(backbones):
@@ -295,13 +303,16 @@ def fig_diagnostics(diag: pd.DataFrame, dataset: str, backbones: Sequence[str], 
                 ax.grid(alpha=0.3)
                 if cols[0].startswith("diag_"):
                     ax.axhline(0.0, color="#999999", lw=0.7)
+                if cols[0] == "disc_acc" and tail_share is not None:
+                    h = ax.axhline(tail_share, color="#555555", lw=0.9, ls=":")
+                    handles.setdefault(f"tail share ({tail_share:.0%})", h)
             if i == 0:
                 ax.set_title(label(bb))
             if j == 0:
                 ax.set_ylabel(ylabel, fontsize=9)
             if i == len(DIAG_ROWS) - 1 and drawn:
                 ax.set_xlabel("epoch")
-    _legend(fig, list(handles.values()), [f"user pairs: {k}" for k in handles])
+    _legend(fig, list(handles.values()), [k if k.startswith("tail share") else f"user pairs: {k}" for k in handles])
     fig.suptitle(f"{label(dataset)}: TP training diagnostics {title_suffix}", fontsize=11)
     return fig
 
@@ -349,6 +360,6 @@ def save_figure(fig: Figure, stem: str, title: str, folder: Path) -> SavedFigure
     png, pdf = folder / f"{stem}.png", folder / f"{stem}.pdf"
     fig.savefig(png, format="png", dpi=DPI)
     fig.set_layout_engine("none")  # keep the layout computed for the PNG: the PDF has the same size
-    fig.savefig(pdf, format="pdf")
+    fig.savefig(pdf, format="pdf", metadata={"CreationDate": None})  # no clock: the same data, the same file
     uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
     return SavedFigure(stem, title, png, pdf, uri)

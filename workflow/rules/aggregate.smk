@@ -9,7 +9,7 @@ rule aggregate:
         configs=run_files("config.json", aggregated_runs()),
         summaries=run_files("train_summary.json", aggregated_runs()),
         train_logs=run_files("train_log.csv", aggregated_runs()),
-        stats=dataset_files("stats.json", aggregated_runs()),
+        stats=dataset_files("stats.json", study_datasets()),
     output:
         runs="results/aggregate/runs.csv",
         summary="results/aggregate/summary.csv",
@@ -23,6 +23,6 @@ rule aggregate:
         "../../environment.yml"
     params:
         runs=[run_dir(r) for r in aggregated_runs()],
-        studies={k: config[k] for k in ("studies", "report", "overrides")},
+        studies=studies_config(),
     script:
         "../scripts/aggregate.py"

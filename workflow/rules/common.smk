@@ -59,17 +59,26 @@ def aggregated_runs():
     return list(dict.fromkeys(finished_runs() + all_runs()))
 
 
+def study_datasets():
+    """Every dataset the studies in `run` declare: Table 2 shows them all, run or not."""
+    return list(dict.fromkeys(d for n in grid.studies_to_run(config) for d in config["studies"][n]["cells"]))
+
+
+def studies_config():
+    """The studies as configured, for the report: those in `run` and the two the report's Table 3 and Figures 6-7
+    read (shown as not run where they are not in `run`), and the shared overrides; no run-time keys."""
+    names = list(dict.fromkeys([*grid.studies_to_run(config), config["report"]["main"], config["report"]["ablation"]]))
+    return {"studies": {n: config["studies"][n] for n in names}, "report": config["report"],
+            "overrides": config["overrides"]}
+
+
 def run_files(name, runs=None):
     """One file of each run (default: the runs this invocation makes), e.g. run_files('metrics.json')."""
     return [f"{run_dir(r)}/{name}" for r in (all_runs() if runs is None else runs)]
 
 
-def used_datasets(runs):
-    return list(dict.fromkeys(r.dataset for r in runs))
-
-
-def dataset_files(name, runs):
-    return [f"results/data/{d}/{name}" for d in used_datasets(runs)]
+def dataset_files(name, datasets):
+    return [f"results/data/{d}/{name}" for d in datasets]
 
 
 def run_of(wildcards):
@@ -214,7 +223,7 @@ def check_raw():
     if config["download"]:
         return
     missing = []
-    for d in used_datasets(aggregated_runs()):
+    for d in study_datasets():
         if not needs_raw(d) or is_prepared(d) or find_raw(d):
             continue
         try:  # the library has the last word (a missing file is not hashed, so this costs nothing)

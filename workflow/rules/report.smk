@@ -18,5 +18,4 @@ rule report:
     conda:
         "../../environment.yml"
     shell:
-        "tp report --aggregate results/aggregate --out {output.html} --figures {output.figures}"
-        " --config {input.config} > {log} 2>&1"
+        "tp report --aggregate results/aggregate --out {output.html} --figures {output.figures} > {log} 2>&1"
