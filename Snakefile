@@ -4,7 +4,7 @@
 #
 #   snakemake --cores 4                                  every study of config/config.yaml
 #   snakemake --cores 2 --config 'run=[paper]'           one study (see config/config.yaml for more)
-#   snakemake --cores 2 --config train=false             aggregate the finished runs, render the report
+#   snakemake --cores 2 --config train=False             aggregate the finished runs, render the report
 #   snakemake --cores 2 --configfile config/smoke.yaml   the whole DAG on the shipped slice, in minutes
 #   snakemake --workflow-profile profiles/slurm          on a SLURM cluster (see that profile)
 #

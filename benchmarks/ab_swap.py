@@ -7,10 +7,11 @@
 Loads each ``--swap`` module's file from ``--old`` as a separate module and, round by round (ABBA order), sets the
 named attributes of the live module to the old (A) or the current (B) objects, then times ``--steps`` outer steps on
 the same users with one torch thread. Both variants share the process, the model and the machine's state at the
-time, so the paired ratio B/A is far steadier than two separate runs on a machine whose speed drifts by ±10%
-(session 16). What can be swapped: module-level functions or classes that the outer step looks up at call time,
+time, so the paired ratio B/A is far steadier than two separate runs on a machine whose speed drifts by ±10%.
+What can be swapped: module-level functions or classes that the outer step looks up at call time,
 and methods (``Class.method``: the model is built once, so swap a model's methods, not its class). An A/A run (the
-same code on both sides) gave paired ratios within about ±4% (session 16): read smaller differences as noise.
+same code on both sides) gave paired ratios within about ±4% on the 2-core CPU machine: read smaller differences
+as noise.
 Prints medians and minima per variant and the median of the per-round ratios.
 """
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The prepared GPU check, for a session that is lent a GPU (none of sessions 1-11 was): what issue 3 §5's speed
-# table and issue 4 §7's "expected cost on one GPU" need, in one short call. From the repository root:
+# The prepared GPU check, for a machine with a GPU: the CUDA determinism tests, the speed table on the GPU and a
+# real run's cost, in one short call (no GPU has run it yet). From the repository root:
 #
 #   bash benchmarks/gpu_check.sh            # writes to $OUT (the device tool's folder), else ./gpu-check
 #
@@ -10,7 +10,7 @@
 #   1. the determinism tests on CUDA (same seed, same GPU, same numbers: tests/test_determinism.py)
 #   2. benchmarks/speed.py on the GPU: baseline and TP epochs (P = 1, 64, 256) and full-ranking evaluation,
 #      ML1M and Game, all three backbones -> speed-gpu.csv (input of benchmarks/grid_cost.py --speed-first)
-#   3. a real run: the ML1M SASRec baseline of results/foundation (seed 0, its config) on the GPU, for as long as
+#   3. a real run: the ML1M SASRec baseline (seed 0, default config) on the GPU, for as long as
 #      its limit allows; train.log has every validation's time stamp, train_log.csv (if it ends) every epoch's
 #      seconds
 # Every stage's exit status and wall time go to stages.txt. On a CPU (DEVICE=cpu, with DATASETS, RUN_DATA and

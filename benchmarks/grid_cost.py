@@ -5,7 +5,8 @@
 
 ``--config``: one or more workflow config files, later over earlier (as ``snakemake --configfile``).
 ``--costs``: ``costs.csv`` tables of finished runs (``tp aggregate``), measured on the machine to estimate.
-``--speed``: per-epoch times from ``benchmarks/speed.py --csv`` for cells without a finished run.
+``--speed``: per-epoch times from ``benchmarks/speed.py --csv`` (e.g. ``benchmarks/speed-cpu.csv``; the newest
+one-thread row of each cell) for cells without a finished run.
 ``--speed-first``: the ``--speed`` times wherever they cover a cell, and the runs only for their stopping epochs (and
 for cells the benchmark lacks): the estimate for another machine, e.g. a GPU benchmark
 (``benchmarks/gpu_check.sh``) with the CPU runs' epochs; "core-h" then means hours of that device, one job at a time.
@@ -34,13 +35,19 @@ def main() -> None:
     args = ap.parse_args()
     config = reduce(deep_merge, (yaml.safe_load(open(p)) for p in args.config), {})  # as --configfile merges
     costs = pd.concat([pd.read_csv(p) for p in args.costs], ignore_index=True)
-    speed = pd.read_csv(args.speed) if args.speed else None
+    speed = None
+    if args.speed:  # the newest one-thread measurement of each cell (the CSV keeps the history)
+        speed = pd.read_csv(args.speed)
+        if "threads" in speed:
+            speed = speed[speed["threads"] == 1]
+        if "date" in speed:
+            speed = speed.sort_values("date", kind="stable").drop_duplicates(["dataset", "backbone", "method", "P"], keep="last")
     est = estimate_cost(config, costs, speed, speed_first=args.speed_first)
-    head = ["dataset", "backbone", "method", "runs", "s/epoch", "from", "epochs", "from", "h/run", "core-h"]
+    head = ["study", "dataset", "backbone", "variant", "runs", "s/epoch", "from", "epochs", "from", "h/run", "core-h"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in est.itertuples():
-        print(f"| {r.dataset} | {r.backbone} | {r.method} | {r.runs} | {r.s_per_epoch:.1f} | {r.s_source} | "
+        print(f"| {r.study} | {r.dataset} | {r.backbone} | {r.variant} | {r.runs} | {r.s_per_epoch:.1f} | {r.s_source} | "
               f"{r.epochs} | {r.epochs_source} | {r.hours_per_run:.2f} | {r.core_hours:.1f} |")
     by_ds = est.groupby("dataset", sort=False)["core_hours"].sum()
     print()

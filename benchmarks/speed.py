@@ -18,8 +18,10 @@ are counted.
 from __future__ import annotations
 
 import argparse
+import datetime
 import math
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -106,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=1,
                     help="time each training setting this many times, in rounds, and print medians (a shared or "
                          "throttled machine's speed drifts by tens of percent within minutes)")
-    ap.add_argument("--csv", help="also write the numbers to this CSV (input of benchmarks/grid_cost.py)")
+    ap.add_argument("--csv", help="also append the numbers to this CSV, with the date, machine and commit (e.g. "
+                                  "benchmarks/speed-cpu.csv, the history; input of benchmarks/grid_cost.py)")
+    ap.add_argument("--machine", default="", help="the machine's name in the CSV (default: the processor's)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (as train.device)")
     args = ap.parse_args(argv)
     if args.repeat < 1:
@@ -156,7 +160,12 @@ def main(argv: list[str] | None = None) -> None:
             cells += [f"{ups:,.0f}", f"{ds.n_users / ups:.2f}"]
             print("| " + " | ".join(cells) + " |", flush=True)
     if args.csv:
-        pd.DataFrame(records).to_csv(args.csv, index=False)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        stamp = {"date": datetime.date.today().isoformat(), "machine": args.machine or where, "commit": commit or "unknown"}
+        new = pd.DataFrame([{**stamp, **r} for r in records])
+        path = Path(args.csv)
+        old = pd.read_csv(path) if path.is_file() else None
+        pd.concat([old, new], ignore_index=True, sort=False).to_csv(path, index=False)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def test_speed_benchmark_rejects_a_bad_repeat(capsys):
 
 
 def test_gpu_check_script_runs_its_stages_on_a_cpu(tmp_path):
-    """benchmarks/gpu_check.sh waits for a session with a GPU; its plumbing (stages, limits, files) and the speed
+    """benchmarks/gpu_check.sh waits for a machine with a GPU; its plumbing (stages, limits, files) and the speed
     table it writes (a row per setting) are checked here with DEVICE=cpu on the shipped slice, so that the GPU call
     does not fail on a typo."""
     data = tmp_path / "data"

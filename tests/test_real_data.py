@@ -1,4 +1,4 @@
-"""The real datasets give exactly the documented counts (method.md "Data" 3; ../shared/data/README.md).
+"""The real datasets give exactly the documented counts (README, Data; docs/method.md).
 
 The four paper datasets are read from ``../shared/data`` (or ``$TP_SHARED_DATA``); those tests are skipped when it
 is absent. The packaged MovieTweetings slice is always checked. (How long preparing takes: benchmarks/prepare_speed.py.)

@@ -1,11 +1,24 @@
-"""tplib.report on a small fixture of aggregated results (the five CSVs of `tp aggregate`, built here): the
-page's structure (Table 2, Table 3 with the paper's values and "not run" cells, embedded figures, protocol,
-provenance, costs), the figure files, the CLI, and, where chromium is installed, a headless screenshot at a
-laptop's width."""
+"""tplib.report on a small set of studies built here the way the workflow builds them: fake run folders in the
+exact format of `tp train` / `tp evaluate` (config.json from the studies' settings, run.json, train_summary.json,
+train_log.csv, metrics.json, benchmark.tsv), aggregated by tplib.aggregate.aggregate, with the studies as
+configured (config.yaml) beside the tables.
+
+The fixture's numbers follow a formula (:func:`value`), so the tests check the page against numbers computed here,
+not against the library's own tables. Checked: the page's structure, Table 2's arithmetic and notes, Table 3 and
+the verdict grid (main study only: a TP run of another study never enters them), the study sections (protocol
+in words once, every declared row, "not run"), Figures 4-7, curves and diagnostics (files and the numbers they
+draw), the protocol, provenance (a stamp without clock time: byte-identical pages, a hash that follows the tables,
+``dirty`` in a git tree with uncommitted changes) and costs, the CLI, the number formats and verdicts, and, where
+chromium is installed, a headless screenshot at a laptop's width."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import json
 import math
+import os
+import re
 import shutil
 import struct
 import subprocess
@@ -15,204 +28,258 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from tplib.aggregate import RUN_KEYS, summarise
+from tplib.aggregate import aggregate
 from tplib.cli import main
-from tplib.report.paper import PAPER_BACKBONES, PAPER_DATASETS, paper_table2, paper_table3
-from tplib.report.render import choose_tp_setting, render_report, verdict
+from tplib.data.dataset import DataError
+from tplib.evaluate import metrics_by_group
+from tplib.grid import Run, run_config
+from tplib.report import figures as F
+from tplib.report import sections as S
+from tplib.report import tables as T
+from tplib.report.load import fint, flam, fnum, fp, fpct, fpeq, fstat, load_aggregate, verdict
+from tplib.report.paper import BACKBONE_LABEL, DATASET_LABEL, PAPER_DATASETS, paper_table2, paper_table3
+from tplib.report.provenance import build_stamp
+from tplib.report.render import render_report
 
 NS = (1, 5, 10, 15, 20)
-SEEDS = (0, 1, 2)
-BASE_HR10 = {"ml1m": 0.20, "music": 0.04}
+USERS = {("existing", "all"): 400, ("existing", "head"): 80, ("existing", "tail"): 320,
+         ("new", "all"): 100, ("new", "head"): 20, ("new", "tail"): 80}
+SCALE = {"all": 1.0, "head": 1.3, "tail": 0.9}
+BASE_HR10 = {"ml1m": 0.20, "music": 0.04, "game": 0.03, "movietweetings": 0.15}
+BACKBONE_FACTOR = {"gru4rec": 1.0, "caser": 0.9, "sasrec": 1.1}
+NOISE = {"baseline": (0.0010, -0.0010, 0.0005), "tp": (0.0008, -0.0006, 0.0002)}  # by seed
+
+# ---------------------------------------------------------------------------------------------------------
+# The studies
+
+PROTOCOL = {"eval_every": 2, "patience": 2, "max_epochs": 12, "min_epochs": 0}
+ABLATION_PROTOCOL = {"eval_every": 1, "patience": 3, "max_epochs": 10, "min_epochs": 4}
 
 
-def _run_rows(
-    dataset: str, backbone: str, method: str, seed: int, k: int | None, lam: float | None, rng: np.random.Generator
-) -> list[dict]:
-    """runs.csv rows of one run: every group × subset × metric × N; TP a little better than the baseline."""
-    rows = []
-    lift = 0.0 if method == "baseline" else 0.012 - (0.008 if k == 1 else 0.0)
-    for group in ("existing", "new"):
-        for subset in ("all", "head", "tail"):
-            scale = {"all": 1.0, "head": 1.3, "tail": 0.9}[subset] * (1.0 if group == "existing" else 0.92)
-            for N in NS:
-                hr = (BASE_HR10[dataset] + lift) * scale * math.sqrt(N / 10) + rng.normal(0, 0.002)
-                for metric, v in (("HR", hr), ("NDCG", hr * 0.55)):
-                    rows.append(
-                        {
-                            "dataset": dataset,
-                            "backbone": backbone,
-                            "method": method,
-                            "seed": seed,
-                            "k": k,
-                            "lam": lam,
-                            "group": group,
-                            "subset": subset,
-                            "metric": metric,
-                            "N": N,
-                            "value": max(v, 0.0),
-                            "users": 100 if subset == "all" else 50,
-                        }
-                    )
-    return rows
+def studies_config() -> dict:
+    """config.yaml as the workflow's aggregate rule writes it: three studies, the report's roles, the overrides.
 
-
-def _grid(datasets: tuple[str, ...] = ("ml1m", "music")) -> list[tuple[str, str, str, int, int | None, float | None]]:
-    """ml1m: every backbone, both methods, seeds 0-2, plus k and λ ablations on GRU4Rec and SASRec (seeds 0-1);
-    music: GRU4Rec both methods, Caser baseline only, SASRec not run; Game and MovieTweetings not run."""
-    runs = []
-    for bb in PAPER_BACKBONES:
-        for s in SEEDS:
-            runs.append(("ml1m", bb, "baseline", s, None, None))
-            runs.append(("ml1m", bb, "tp", s, 2, 0.1))
-    for bb in ("gru4rec", "sasrec"):
-        for s in (0, 1):
-            runs += [("ml1m", bb, "tp", s, k, 0.1) for k in (1, 3)]
-            runs += [("ml1m", bb, "tp", s, 2, lam) for lam in (0.0, 1.0)]
-    for s in SEEDS:
-        runs.append(("music", "gru4rec", "baseline", s, None, None))
-        runs.append(("music", "gru4rec", "tp", s, 2, 0.1))
-        runs.append(("music", "caser", "baseline", s, None, None))
-    return [r for r in runs if r[0] in datasets]
-
-
-def write_fixture(folder: Path, datasets: tuple[str, ...] = ("ml1m", "music")) -> None:
-    """runs.csv, summary.csv, costs.csv, diagnostics.csv and stats.csv with aggregate's columns."""
-    rng = np.random.default_rng(0)
-    grid = _grid(datasets)
-    tidy = pd.DataFrame([r for run in grid for r in _run_rows(*run, rng)])
-    tidy["k"] = tidy["k"].astype("Int64")
-    tidy["lam"] = tidy["lam"].astype("float64")
-    folder.mkdir(parents=True, exist_ok=True)
-    tidy.to_csv(folder / "runs.csv", index=False)
-    summarise(tidy).to_csv(folder / "summary.csv", index=False)
-    costs, diags = [], []
-    for ds, bb, me, s, k, lam in grid:
-        keys = dict(zip(RUN_KEYS, (ds, bb, me, s, k, lam)))
-        costs.append(
-            {
-                **keys,
-                "seconds": 100.0 + s,
-                "max_rss_mb": 900.0,
-                "cpu_seconds": 95.0,
-                "wall_seconds": 98.0 + s,
-                "epochs": 20,
-                "best_epoch": 15,
-                "s_per_epoch": 4.9,
-                "device": "cuda",
-                "device_name": "NVIDIA H100",
-                "torch_threads": 1,
-                "rows_per_epoch": 4000,
-                "run": f"r/{ds}/{bb}",
-            }
-        )
-        if me == "tp":
-            for e in range(1, 6):
-                diags.append(
-                    {
-                        **keys,
-                        "epoch": e,
-                        "loss": 0.7 / e + 0.01 * s,
-                        "adv_loss": 0.5 + 0.02 * e,
-                        "disc_acc": 0.8 - 0.02 * e,
-                        "outer_steps": 100.0,
-                        "diag_cos_hh": 0.05 + 0.01 * e,
-                        "diag_cos_ht": 0.03 + 0.01 * e,
-                        "diag_cos_tt": 0.02 + 0.005 * e,
-                        "diag_dot_hh": 0.5,
-                        "diag_dot_ht": 0.3,
-                        "diag_dot_tt": 0.2,
-                        "diag_pairs_hh": 4.0,
-                        "diag_pairs_ht": 10.0,
-                        "diag_pairs_tt": 6.0,
-                        "train_seconds": 4.9,
-                        "valid_HR@10": 0.1,
-                        "valid_NDCG@10": 0.05,
-                    }
-                )
-        else:  # the baseline's log: no TP columns, validation every 2 epochs
-            for e in range(1, 6):
-                valid = 0.04 + 0.002 * e if e % 2 == 0 else math.nan
-                diags.append({**keys, "epoch": e, "loss": 0.8 / e, "valid_NDCG@10": valid, "train_seconds": 1.0})
-    pd.DataFrame(costs).to_csv(folder / "costs.csv", index=False)
-    pd.DataFrame(diags).to_csv(folder / "diagnostics.csv", index=False)
-    common = {
-        "order_rule": "stable sort by timestamp per user, ties kept in file order",
-        "verified": True,
-        "verification_skipped": False,
-        "index_rule": "items 1..I in order of raw id",
-        "license": "terms",
+    paper (main): ml1m (GRU4Rec, Caser, SASRec), music (GRU4Rec, Caser), game (SASRec), baseline and tp.
+    ablation: ml1m (GRU4Rec, SASRec) and movietweetings (SASRec), k in {1, 2, 3} at λ 0.1, λ in {0, 0.1, 1} at k 2.
+    long: music (Caser, GRU4Rec) under another protocol, its own baseline and a TP variant also named tp.
+    """
+    return {
+        "studies": {
+            "paper": {
+                "title": "The paper's comparison",
+                "about": "TP against the backbone alone.",
+                "cells": {"ml1m": ["gru4rec", "caser", "sasrec"], "music": ["gru4rec", "caser"], "game": ["sasrec"]},
+                "seeds": [0, 1, 2],
+                "protocol": dict(PROTOCOL),
+                "variants": {"baseline": {"method": "baseline"},
+                             "tp": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0.1}}},
+            },
+            "ablation": {
+                "title": "TP's k and lambda",
+                "about": "k 1..3 at lambda 0.1; lambda 0, 0.1, 1 at k 2.",
+                "cells": {"ml1m": ["gru4rec", "sasrec"], "movietweetings": ["sasrec"]},
+                "seeds": [0, 1],
+                "protocol": dict(ABLATION_PROTOCOL),
+                "variants": {
+                    "baseline": {"method": "baseline"},
+                    "tp-k1": {"method": "tp", "set": {"tp.k": 1, "tp.lam": 0.1}},
+                    "tp": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0.1}},
+                    "tp-k3": {"method": "tp", "set": {"tp.k": 3, "tp.lam": 0.1}},
+                    "tp-lam0": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0}},
+                    "tp-lam1": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 1}},
+                },
+            },
+            "long": {
+                "title": "A longer patience",
+                "about": "The same comparison under another protocol.",
+                "cells": {"music": ["caser", "gru4rec"]},
+                "seeds": [0, 1],
+                "protocol": {"eval_every": 2, "patience": 6, "max_epochs": 40, "min_epochs": 0},
+                "variants": {"baseline": {"method": "baseline"},
+                             "tp": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0.1}}},
+            },
+        },
+        "report": {"main": "paper", "ablation": "ablation"},
+        "overrides": {"all": {"train.progress": False}, "datasets": {}, "backbones": {},
+                      "methods": {"tp": {"tp.alpha": 0.02}}},
     }
-    stats = [
-        {
-            "dataset": "ml1m",
-            "users": 6040,
-            "items": 3416,
-            "interactions": 999611,
-            "records_per_user": 165.5,
-            "records_per_item": 292.63,
-            "density_percent": 4.845,
-            "raw_users": 6040,
-            "raw_items": 3706,
-            "raw_interactions": 1000209,
-            "filter": "items >= 5, then users >= 10, one pass",
-            "source": "ml1m",
-            "version": "MovieLens 1M",
-            "url": "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
-            "raw_sha256": "506d64ca44484487c11dc2d9a28de5c54948213e6b96285e298afe28d6ea4e0f",
-            "expected_sha256": "506d64ca44484487c11dc2d9a28de5c54948213e6b96285e298afe28d6ea4e0f",
-            **common,
-        },
-        {
-            "dataset": "music",
-            "users": 2831,
-            "items": 13410,
-            "interactions": 63054,
-            "records_per_user": 22.27,
-            "records_per_item": 4.7,
-            "density_percent": 0.166,
-            "raw_users": 20165,
-            "raw_items": 20356,
-            "raw_interactions": 132595,
-            "filter": "items >= 0, then users >= 10, one pass",
-            "source": "music",
-            "version": "MELT Music.txt",
-            "url": "https://example.org/Music.txt",
-            "raw_sha256": "ff4e",
-            "expected_sha256": "ff4e",
-            **common,
-        },
-        {
-            "dataset": "mt-sample",
-            "users": 450,
-            "items": 641,
-            "interactions": 9754,
-            "records_per_user": 21.68,
-            "records_per_item": 15.22,
-            "density_percent": 3.382,
-            "filter": "items >= 5, then users >= 10, one pass",
-            "source": "mt-sample",
-            "version": "slice",
-            "url": None,
-            "raw_sha256": "abc",
-            "expected_sha256": "abc",
-            **common,
-        },
-    ]
-    pd.DataFrame(stats).to_csv(folder / "stats.csv", index=False)
+
+
+# TP's relative lift over the baseline per (study, variant, dataset, backbone); absent: 0.
+LIFT = {
+    ("paper", "tp", "ml1m", "gru4rec"): 0.10,  # holds
+    ("paper", "tp", "ml1m", "sasrec"): 0.004,  # level (under 1%)
+    ("paper", "tp", "ml1m", "caser"): 0.05,  # no baseline run
+    ("paper", "tp", "music", "gru4rec"): -0.08,  # reversed
+    ("ablation", "tp-k1", "ml1m", "gru4rec"): 0.01,
+    ("ablation", "tp", "ml1m", "gru4rec"): 0.05,
+    ("ablation", "tp-lam0", "ml1m", "gru4rec"): 0.02,
+    ("ablation", "tp-lam1", "ml1m", "gru4rec"): -0.03,
+    ("ablation", "tp-k1", "ml1m", "sasrec"): 0.015,
+    ("ablation", "tp", "ml1m", "sasrec"): 0.06,
+    ("ablation", "tp-lam0", "ml1m", "sasrec"): 0.025,
+    ("ablation", "tp-lam1", "ml1m", "sasrec"): -0.04,
+    ("long", "tp", "music", "gru4rec"): 0.5,
+    ("long", "tp", "music", "caser"): 0.5,
+}
+STUDY_SHIFT = {"paper": 0.0, "ablation": 0.003, "long": 0.007}  # another protocol, other numbers
+
+
+def value(study: str, variant: str, method: str, dataset: str, backbone: str, seed: int, group: str, subset: str,
+          metric: str, N: int) -> float:
+    """The fixture's metric value of one run."""
+    hr = (BASE_HR10[dataset] * BACKBONE_FACTOR[backbone] + STUDY_SHIFT[study]) * SCALE[subset]
+    hr *= (1.0 if group == "existing" else 0.92) * math.sqrt(N / 10)
+    hr *= 1 + LIFT.get((study, variant, dataset, backbone), 0.0)
+    hr += NOISE[method][seed % 3]
+    return hr * (0.55 if metric == "NDCG" else 1.0)
+
+
+# Every finished run: (study, dataset, backbone, variant, seeds).
+RUNS = [
+    ("paper", "ml1m", "gru4rec", "baseline", (0, 1, 2)),
+    ("paper", "ml1m", "gru4rec", "tp", (0, 1, 2)),
+    ("paper", "ml1m", "sasrec", "baseline", (0, 1, 2)),
+    ("paper", "ml1m", "sasrec", "tp", (0, 1, 2)),
+    ("paper", "ml1m", "caser", "tp", (0, 1)),  # its baseline never finished
+    ("paper", "music", "gru4rec", "baseline", (0, 1, 2)),
+    ("paper", "music", "gru4rec", "tp", (0, 1, 2)),
+    ("paper", "music", "caser", "baseline", (0, 1, 2)),  # TP not run; game not run at all
+    *[("ablation", "ml1m", "gru4rec", v, (0, 1)) for v in ("baseline", "tp-k1", "tp", "tp-lam0", "tp-lam1")],
+    *[("ablation", "ml1m", "sasrec", v, (0, 1)) for v in ("baseline", "tp-k1", "tp", "tp-lam0")],
+    ("ablation", "ml1m", "sasrec", "tp-lam1", (0,)),  # tp-k3 not run; movietweetings not run
+    ("long", "music", "gru4rec", "baseline", (0, 1)),
+    ("long", "music", "gru4rec", "tp", (0, 1)),
+    ("long", "music", "caser", "tp", (0, 1)),  # TP on music Caser: the main study has none
+]
+CAPPED = ("paper", "ml1m", "sasrec", "tp", 2)  # ran into its epoch cap
+
+
+def metrics_json(study: str, variant: str, method: str, dataset: str, backbone: str, seed: int) -> dict:
+    """metrics.json in the layout of tplib.evaluate.metrics_by_group with the fixture's values."""
+    return {
+        group: {
+            subset: {
+                **{f"{m}@{N}": value(study, variant, method, dataset, backbone, seed, group, subset, m, N)
+                   for N in NS for m in ("HR", "NDCG")},
+                "users": USERS[(group, subset)],
+            }
+            for subset in ("all", "head", "tail")
+        }
+        for group in ("existing", "new")
+    }
+
+
+def bench_seconds(seed: int) -> float:
+    return 100.0 + seed
+
+
+def epochs_of(study: str, dataset: str, backbone: str, variant: str, seed: int, max_epochs: int) -> tuple[int, int]:
+    """(best epoch, epochs run) of a run."""
+    if (study, dataset, backbone, variant, seed) == CAPPED:
+        return max_epochs - 2, max_epochs
+    return 4 + 2 * seed, 8 + 2 * seed
+
+
+def fake_run(root: Path, config: dict, study: str, dataset: str, backbone: str, variant: str, seed: int) -> Path:
+    """A finished, evaluated run folder of one study, as the workflow writes it (its config.json resolved from the
+    studies' settings by tplib.grid.run_config), with its training benchmark file."""
+    run = root / study / dataset / backbone / variant / f"seed{seed}"
+    run.mkdir(parents=True)
+    cfg = run_config(config, Run(study, dataset, backbone, variant, seed))
+    (run / "config.json").write_text(cfg.to_json() + "\n")
+    (run / "run.json").write_text(json.dumps({"study": study, "variant": variant}) + "\n")
+    method = cfg.method
+    (run / "metrics.json").write_text(
+        json.dumps(metrics_json(study, variant, method, dataset, backbone, seed), indent=2) + "\n")
+    best, epochs = epochs_of(study, dataset, backbone, variant, seed, cfg.train.max_epochs)
+    rows = []
+    for e in range(1, epochs + 1):
+        valid = e % cfg.train.eval_every == 0
+        row = {"epoch": e, "loss": 0.7 / e + 0.01 * seed, "train_seconds": 0.5,
+               "valid_HR@10": 0.1 + 0.001 * e if valid else math.nan,
+               "valid_NDCG@10": 0.05 + 0.001 * e if valid else math.nan,
+               "eval_seconds": 0.1 if valid else math.nan}
+        if method == "tp":
+            row |= {"adv_loss": 0.5 + 0.02 * e, "disc_acc": 0.85 - 0.01 * e, "outer_steps": 100.0,
+                    "diag_cos_hh": 0.05 + 0.01 * e, "diag_cos_ht": 0.03 + 0.01 * e, "diag_cos_tt": 0.02,
+                    "diag_dot_hh": 0.5, "diag_dot_ht": 0.3, "diag_dot_tt": 0.2,
+                    "diag_pairs_hh": 4.0, "diag_pairs_ht": 10.0, "diag_pairs_tt": 6.0}
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(run / "train_log.csv", index=False)
+    summary = {"best_epoch": best, "best_valid_NDCG@10": 0.05, "epochs_run": epochs, "wall_seconds": 98.0 + seed,
+               "seconds_per_epoch": 4.9, "device": "cuda", "device_name": "NVIDIA H100", "torch_threads": 1,
+               "rows_per_epoch": 4000, "resumed_at_epochs": []}
+    (run / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (run / "benchmark.tsv").write_text(
+        "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+        f"{bench_seconds(seed)}\t0:01:40\t900.0\t1200.0\t1\t1\t0\t0\t95.0\t95.0\n"
+    )
+    return run
+
+
+COMMON_STATS = {
+    "order_rule": "stable sort by timestamp per user, ties kept in file order",
+    "verified": True,
+    "verification_skipped": False,
+    "index_rule": "items 1..I in order of raw id",
+    "license": "terms",
+}
+STATS = [
+    {"dataset": "ml1m", "users": 6040, "items": 3416, "interactions": 999611, "records_per_user": 165.5,
+     "records_per_item": 292.63, "density_percent": 4.845, "raw_users": 6040, "raw_items": 3706,
+     "raw_interactions": 1000209, "filter": "items >= 5, then users >= 10, one pass", "source": "ml1m",
+     "version": "MovieLens 1M", "url": "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+     "raw_sha256": "506d64ca44484487c11dc2d9a28de5c54948213e6b96285e298afe28d6ea4e0f",
+     "expected_sha256": "506d64ca44484487c11dc2d9a28de5c54948213e6b96285e298afe28d6ea4e0f", **COMMON_STATS},
+    {"dataset": "music", "users": 2831, "items": 13410, "interactions": 63054, "records_per_user": 22.27,
+     "records_per_item": 4.7, "density_percent": 0.166, "raw_users": 20165, "raw_items": 20356,
+     "raw_interactions": 132595, "filter": "items >= 0, then users >= 10, one pass", "source": "music",
+     "version": "MELT Music.txt", "url": "https://example.org/Music.txt", "raw_sha256": "ff4e",
+     "expected_sha256": "ff4e", **COMMON_STATS},
+    {"dataset": "mt-sample", "users": 450, "items": 641, "interactions": 9754, "records_per_user": 21.68,
+     "records_per_item": 15.22, "density_percent": 3.382, "filter": "items >= 5, then users >= 10, one pass",
+     "source": "mt-sample", "version": "slice", "url": None, "raw_sha256": "abc", "expected_sha256": "abc",
+     **COMMON_STATS},
+]
+
+
+def write_aggregate(root: Path, config: dict | None = None, runs: list | None = None) -> Path:
+    """Run folders of ``runs`` (default: :data:`RUNS`) under root/runs, stats.json files, and root/aggregate: the
+    five tables of tplib.aggregate.aggregate and config.yaml. Returns the aggregate folder."""
+    config = config or studies_config()
+    dirs = [fake_run(root / "runs", config, st, ds, bb, v, s)
+            for st, ds, bb, v, seeds in (RUNS if runs is None else runs) for s in seeds]
+    stats = []
+    for st in STATS:
+        p = root / "data" / st["dataset"] / "stats.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(st))
+        stats.append(p)
+    out = root / "aggregate"
+    aggregate(dirs, out, stats=stats)
+    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading the page
 
 
 class _Tables(HTMLParser):
-    """Every <table> of a page as a list of rows of cell texts; and every <img src>."""
+    """Every <table> of a page as a list of rows of cell texts; every <img src>; the attributes of every tag."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tables: list[list[list[str]]] = []
         self.imgs: list[str] = []
-        self._depth = 0
+        self.tags: list[tuple[str, dict]] = []
         self._cell: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
         if tag == "table":
             self.tables.append([])
         elif tag == "tr" and self.tables:
@@ -232,164 +299,146 @@ class _Tables(HTMLParser):
             self._cell.append(data)
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str, _Tables]:
-    root = tmp_path_factory.mktemp("report")
-    write_fixture(root / "aggregate")
-    config = root / "config.yaml"
-    config.write_text(
-        "seeds: [0, 1, 2]\ntp_default:\n  k: 2\n  lam: 0.1\noverrides:\n  all:\n"
-        "    train.max_epochs: 50\n  methods:\n    tp: {tp.alpha: 0.02}\n"
-    )
-    out = root / "report" / "report.html"
-    render_report(root / "aggregate", out, figures_dir=root / "figures", config_path=config)
-    html = out.read_text(encoding="utf-8")
-    parsed = _Tables()
-    parsed.feed(html)
-    return out, root / "figures", html, parsed
+def parse(html: str) -> _Tables:
+    p = _Tables()
+    p.feed(html)
+    return p
 
 
-def _table_with(parsed: _Tables, header: str) -> list[list[list[str]]]:
+def chunk(html: str, start: str, end: str | None = None) -> str:
+    """The page from the first ``start`` up to the next ``end`` (or the end of the page)."""
+    i = html.index(start)
+    j = html.index(end, i + len(start)) if end else len(html)
+    return html[i:j]
+
+
+def tables_with(parsed: _Tables, header: str) -> list[list[list[str]]]:
     return [t for t in parsed.tables if t and any(header in c for c in t[0])]
 
 
-def test_page_is_complete_html_without_template_leftovers(report):
-    _, _, html, _ = report
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("report")
+    agg = write_aggregate(root)
+    out = root / "report" / "report.html"
+    assert render_report(agg, out, figures_dir=root / "figures") == out
+    html = out.read_text(encoding="utf-8")
+    return {"root": root, "agg": agg, "out": out, "figures": root / "figures", "html": html, "parsed": parse(html)}
+
+
+def expected_cell(study: str, variant: str, method: str, dataset: str, backbone: str, group: str, metric: str,
+                  seeds, N: int = 10, subset: str = "all") -> np.ndarray:
+    return np.array([value(study, variant, method, dataset, backbone, s, group, subset, metric, N) for s in seeds])
+
+
+def ms_text(v: np.ndarray) -> str:
+    """mean ± std (ddof 1) as the report writes it."""
+    return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The fixture itself
+
+
+def test_fixture_metrics_have_the_layout_of_tp_evaluate():
+    """The fixture's metrics.json has exactly the keys tplib.evaluate.metrics_by_group writes."""
+    ranks = pd.DataFrame({"user": range(10), "group": ["existing"] * 8 + ["new"] * 2,
+                          "head": [True, False] * 5, "rank": np.arange(1, 11)})
+    real = metrics_by_group(ranks, NS)
+    ours = metrics_json("paper", "tp", "tp", "ml1m", "sasrec", 0)
+    assert {g: {s: sorted(b) for s, b in v.items()} for g, v in real.items()} == {
+        g: {s: sorted(b) for s, b in v.items()} for g, v in ours.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The page
+
+
+def test_page_is_complete_self_contained_html(built):
+    html, parsed, figures = built["html"], built["parsed"], built["figures"]
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     for leftover in ("{{", "}}", "{%", "%}", "Undefined"):
-        assert leftover not in html
-    for section in (
-        'id="table2"',
-        'id="table3"',
-        'id="fig4"',
-        'id="fig5"',
-        'id="fig6"',
-        'id="fig7"',
-        'id="diag"',
-        'id="protocol"',
-        'id="provenance"',
-        'id="costs"',
-    ):
-        assert section in html
+        assert leftover not in html, leftover
+    assert not re.search(r">\s*(nan|NaN|None|<NA>)\s*<|nan%|\bnan\b", html.split("<pre>")[0]), "a missing value shown raw"
+    for section in ("verdicts", "table2", "table3", "studies", "study-paper", "study-ablation", "study-long", "fig4",
+                    "fig5", "fig6", "fig7", "curves", "diag", "protocol", "provenance", "costs"):
+        assert f'id="{section}"' in html, section
     assert 'name="viewport"' in html and "overflow-x: auto" in html and "max-width: 100%" in html
+    # self-contained: no external stylesheet, script, font or image; every image embedded, one per PNG written
+    assert not [t for t, a in parsed.tags if t in ("link", "script", "iframe", "object", "embed")]
+    assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", html)
+    assert "url(" not in html and "@import" not in html
+    pngs = sorted(figures.glob("*.png"))
+    assert parsed.imgs and all(s.startswith("data:image/png;base64,") for s in parsed.imgs)
+    assert len(parsed.imgs) == len(pngs)
+    # every in-page link points at an anchor of the page
+    ids = {a["id"] for _, a in parsed.tags if "id" in a}
+    hrefs = [a["href"] for t, a in parsed.tags if t == "a" and "href" in a]
+    assert hrefs and all(h.startswith("#") and h[1:] in ids for h in hrefs)
 
 
-def test_table2_reproduced_beside_paper_with_differences_named(report):
-    _, _, html, parsed = report
-    (t2,) = _table_with(parsed, "#Interactions")
-    body = [r for r in t2[1:]]
+def test_no_clock_time_and_the_same_inputs_render_the_same_bytes(built, tmp_path):
+    """The page carries no clock time: a second rendering of the same tables (here through the CLI, into another
+    figures folder) is byte-identical, and today's date appears nowhere."""
+    html = built["html"]
+    today = datetime.date.today()
+    for text in (today.isoformat(), today.strftime("%d %B %Y"), today.strftime("%B %d, %Y"), today.strftime("%d/%m/%Y")):
+        assert text not in html
+    assert not re.search(r"\b\d{1,2}:\d{2}:\d{2}\b", html.split("<pre>")[0])  # no time of day
+    out = tmp_path / "again.html"
+    assert main(["report", "--aggregate", str(built["agg"]), "--out", str(out), "--figures",
+                 str(tmp_path / "figs")]) == 0
+    assert out.read_bytes() == built["out"].read_bytes()
+    for p in sorted(built["figures"].iterdir()):
+        assert (tmp_path / "figs" / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Table 2
+
+
+def test_table2_reproduced_beside_paper_with_differences_named(built):
+    html, parsed = built["html"], built["parsed"]
+    (t2,) = tables_with(parsed, "#Interactions")
+    body = t2[1:]
     start = next(i for i, r in enumerate(body) if r[0] == "ML1M")
     ml1m = body[start : start + 3]
     assert [r[1] for r in ml1m] == ["paper", "reproduced", "raw file, before the filter"]
     assert ml1m[0][:5] == ["ML1M", "paper", "6,040", "3,706", "1,000,209"]
-    assert ml1m[1][2:5] == ["6,040", "3,416", "999,611"]
-    assert ml1m[2][2:5] == ["6,040", "3,706", "1,000,209"]  # the raw file gives the paper's unfiltered counts
-    # every paper dataset appears; the unprepared ones say so
-    names = {r[0] for r in body if r[0]}
-    assert {"Music", "Game", "ML1M", "MovieTweetings", "mt-sample"} <= names
+    assert ml1m[1][2:] == ["6,040", "3,416", "999,611", "165.50", "292.63", "4.845", ""]
+    # the raw row's ratios are computed from the raw counts: 1,000,209 / 6,040, / 3,706, and the density
+    assert ml1m[2][2:8] == ["6,040", "3,706", "1,000,209", "165.60", "269.89", "4.468"]
+    assert ml1m[0][-1] == "differs"
+    # every paper dataset appears, then the other prepared ones; the unprepared ones say so
+    names = [r[0] for r in body if r[0]]
+    assert names == ["Music", "Game", "ML1M", "MovieTweetings", "mt-sample"]
     game = next(i for i, r in enumerate(body) if r[0] == "Game")
-    assert body[game + 1][2] == "not run"
-    assert "not prepared" in body[game][-1]
+    assert body[game + 1][1:] == ["reproduced", *["not run"] * 6, ""] and body[game][-1] == "not prepared"
+    mts = next(r for r in body if r[0] == "mt-sample")
+    assert mts[1] == "reproduced" and mts[-1] == "not in the paper"
+    # Music: the counts match; only the paper's own density slip (63,054 / (2,831 × 13,410) = 0.166%) differs
+    music = next(r for r in body if r[0] == "Music")
+    assert music[-1] == "counts match"
     # differences and their explanations
-    assert "unfiltered" in html and "3,416 here vs 3,706 in the paper" in html
+    assert "unfiltered" in html and "#Items: 3,416 here vs 3,706 in the paper (-7.8%)" in html
+    assert "#Interactions: 999,611 here vs 1,000,209 in the paper (-0.06%)" in html  # small: two digits
     assert "2013-11-06" in html  # MovieTweetings version
     assert "MELT" in html and "Video.txt" in html  # Amazon copies
-    assert "does not follow from its own counts (0.166)" in html  # the paper's Music density slip
+    assert "the paper's Density % 0.163 does not follow from its own counts (0.166)" in html
+    assert "Density %: 0.166 here vs 0.163 in the paper" in html
+    assert "items &gt;= 5, then users &gt;= 10, one pass" in html  # provenance under the note
 
 
-def test_table3_every_paper_cell_with_paper_values_and_not_run(report):
-    _, _, html, parsed = report
-    subtables = _table_with(parsed, "Baseline")
-    assert len(subtables) == 4  # existing/new × HR@10/NDCG@10
-    paper = paper_table3()
-    for t, (group, metric) in zip(subtables, [(g, m) for g in ("existing", "new") for m in ("HR", "NDCG")]):
-        rows = t[2:]
-        assert len(rows) == len(PAPER_DATASETS) * len(PAPER_BACKBONES)  # nothing dropped
-        byname = {(r[0], r[1]): r for r in rows}
-        p = paper[(paper["group"] == group) & (paper["metric"] == metric)]
-        for _, pr in p.iterrows():
-            from tplib.report.paper import BACKBONE_LABEL, DATASET_LABEL
-
-            row = byname[(DATASET_LABEL[pr["dataset"]], BACKBONE_LABEL[pr["backbone"]])]
-            col = 3 if pr["method"] == "baseline" else 6
-            assert row[col] == f"{pr['value']:.4f}"
-        # not run: Game entirely; Music SASRec entirely; Music Caser TP only
-        assert byname[("Game", "SASRec")][2] == "not run" and byname[("Game", "SASRec")][5] == "not run"
-        assert byname[("Game", "SASRec")][-1] == "not run"
-        assert byname[("Music", "SASRec")][-1] == "not run"
-        assert byname[("Music", "Caser")][-1] == "TP not run"
-        assert byname[("Music", "Caser")][2].endswith("n=3") and byname[("Music", "Caser")][5] == "not run"
-        # run cells: mean ± std (n), pairs, a p-value and a verdict on the paper's claim
-        ml = byname[("ML1M", "SASRec")]
-        assert "±" in ml[2] and ml[2].endswith("n=3") and ml[5].endswith("n=3")
-        assert ml[10] == "3"
-        assert ml[-1] in ("holds (p<0.05)", "same direction, not significant")
-    overview = _table_with(parsed, "existing HR@10")
-    assert overview and len(overview[0]) - 1 == 12
-    assert "hold" in html
-
-
-def test_figures_embedded_and_written_as_png_and_pdf(report):
-    _, figures, html, parsed = report
-    pngs = sorted(figures.glob("*.png"))
-    pdfs = sorted(figures.glob("*.pdf"))
-    assert {p.stem for p in pngs} == {p.stem for p in pdfs}
-    stems = {p.stem for p in pngs}
-    assert {
-        "fig4_topn_ml1m",
-        "fig4_topn_music",
-        "fig5_headtail_ml1m",
-        "fig6_k_ml1m",
-        "fig7_lambda_ml1m",
-        "diag_ml1m",
-        "diag_music",
-        "curves_ml1m",
-        "curves_music",
-    } <= stems
-    assert "fig6_k_music" not in stems  # no ablation there
-    uris = [s for s in parsed.imgs if s.startswith("data:image/png;base64,")]
-    assert len(uris) == len(parsed.imgs) == len(pngs)
-    for p in pngs:
-        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for p in pdfs:
-        assert p.read_bytes()[:5] == b"%PDF-"
-    # the paper's ablation datasets that were not run are named, not dropped
-    assert "Not run: MovieTweetings" in html
-
-
-def test_protocol_provenance_and_costs(report):
-    _, _, html, parsed = report
-    (proto,) = _table_with(parsed, "Choice")
-    values = {r[0]: r[1] for r in proto[1:]}
-    for key in (
-        "Masking of seen items",
-        "Tie rule",
-        "Existing users' items",
-        "Filter per source",
-        "Existing / new users",
-        "Head / tail",
-        "Seeds run",
-        "Model selection",
-        "Caser's unseen users",
-        "TP: inner updates k",
-        "TP: inner lr α (plain SGD)",
-        "TP: outer lr β (Adam)",
-        "TP: adversarial weight λ",
-        "TP: parallel chains P",
-    ):
-        assert key in values, key
-    assert values["Existing / new users"].startswith("80% / 20%")
-    assert values["Seeds run"].startswith("0, 1, 2")
-    assert values["TP: inner lr α (plain SGD)"] == "0.02"  # the config file's override for TP
-    assert "at most 50 epochs" in values["Model selection"]
-    assert "second-to-last = validation" in values["Existing users' items"]
-    assert "train.max_epochs: 50" in html  # the config embedded
-    assert "506d64ca44484487c11dc2d9a28de5c54948213e6b96285e298afe28d6ea4e0f" in html
-    assert "git commit" in html and "torch" in html and "pandas" in html
-    assert "NVIDIA H100" in html
-    (cells,) = _table_with(parsed, "seconds (sum)")
-    ml_sasrec_base = next(r for r in cells[1:] if r[:3] == ["ML1M", "SASRec", "baseline"])
-    assert ml_sasrec_base[5] == "3" and ml_sasrec_base[6] == "303"  # 100 + 101 + 102 s
+def test_table2_block_statuses_follow_the_measured_rows():
+    """T.table2 on hand-made stats: exact counts read "matches the paper", a count off by one "differs"."""
+    paper = paper_table2()
+    exact = paper.loc[["game"]].reset_index()
+    (game,) = [b for b in T.table2(exact) if b["key"] == "game"]
+    assert game["status"] == "matches the paper" and game["diffs"] == [] and game["checks"] == []
+    off = exact.copy()
+    off.loc[0, "users"] += 1
+    (game,) = [b for b in T.table2(off) if b["key"] == "game"]
+    assert game["status"] == "differs" and game["diffs"] == ["#Users: 7,520 here vs 7,519 in the paper (+0.01%)"]
 
 
 def test_paper_tables_are_complete():
@@ -398,117 +447,589 @@ def test_paper_tables_are_complete():
     assert t2.loc["ml1m", "items"] == 3706 and t2.loc["ml1m", "interactions"] == 1000209
     t3 = paper_table3()
     assert len(t3) == 4 * 3 * 2 * 2 * 2 and not t3.isna().any().any()
+    assert set(t3["N"]) == {10} and set(t3["method"]) == {"baseline", "tp"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Table 3 and the verdicts: the main study only
+
+
+def _table3(built) -> dict[tuple[str, str, str], list[str]]:
+    """Table 3's rows by (group metric, dataset, backbone)."""
+    parsed = parse(chunk(built["html"], 'id="table3"', 'id="studies"'))
+    subtables = tables_with(parsed, "Baseline")
+    assert len(subtables) == 4  # existing/new × HR@10/NDCG@10
+    out = {}
+    for t, name in zip(subtables, ("existing HR", "existing NDCG", "new HR", "new NDCG")):
+        for r in t[2:]:
+            assert len(r) == 14
+            out[(name, r[0], r[1])] = r
+    return out
+
+
+def test_table3_rows_are_the_main_studys_datasets_by_every_backbone(built):
+    rows = _table3(built)
+    assert len(rows) == 4 * 3 * 3  # ml1m, music, game (the main study's) × GRU4Rec, Caser, SASRec
+    assert {(d, b) for _, d, b in rows} == {(DATASET_LABEL[d], BACKBONE_LABEL[b]) for d in ("music", "game", "ml1m")
+                                            for b in ("gru4rec", "caser", "sasrec")}
+    assert not [k for k in rows if k[1] == "MovieTweetings"]  # only the ablation declares it
+
+
+def test_table3_numbers_are_the_main_studys_with_the_papers_beside(built):
+    rows = _table3(built)
+    paper = paper_table3()
+    for (name, ds, bb), r in rows.items():
+        group, metric = name.split()
+        dsk = {v: k for k, v in DATASET_LABEL.items()}[ds]
+        bbk = {v: k for k, v in BACKBONE_LABEL.items()}[bb]
+        p = paper[(paper.group == group) & (paper.metric == metric) & (paper.dataset == dsk) & (paper.backbone == bbk)]
+        pb, pt = (p.loc[p.method == m, "value"].item() for m in ("baseline", "tp"))
+        assert r[3] == f"{pb:.4f}" and r[6] == f"{pt:.4f}"
+        assert r[9] == fpct(pt / pb - 1)
+    # ML1M GRU4Rec: TP 10% better on every seed, tested over the 3 seeds both have
+    r = rows[("existing HR", "ML1M", "GRU4Rec")]
+    base = expected_cell("paper", "baseline", "baseline", "ml1m", "gru4rec", "existing", "HR", (0, 1, 2))
+    tp = expected_cell("paper", "tp", "tp", "ml1m", "gru4rec", "existing", "HR", (0, 1, 2))
+    assert r[2] == f"{ms_text(base)} n=3" and r[5] == f"{ms_text(tp)} n=3"
+    assert r[4] == fpct(base.mean() / 0.2036 - 1)  # vs the paper's 0.2036
+    assert r[8] == f"{fpct((tp - base).mean() / base.mean())} {fnum((tp - base).mean())}"
+    from scipy import stats as sps
+
+    assert r[10] == "3" and r[11] == fp(sps.ttest_rel(tp, base).pvalue) and r[12] == "0.250"
+    assert r[13] == "holds (p < 0.05)"
+    # ML1M SASRec: under 1% better: level, whatever the p-value
+    assert rows[("new NDCG", "ML1M", "SASRec")][13] == "level (under 1%)"
+    # Music GRU4Rec: 8% worse
+    assert rows[("existing NDCG", "Music", "GRU4Rec")][13] == "reversed (p < 0.05)"
+
+
+def test_table3_not_run_cells_and_tp_of_another_study(built):
+    """Music Caser has a baseline in the main study and a TP run only in study `long`: Table 3 says "TP not run"
+    (a TP number never appears without its study's baseline, nor one from another study); ML1M Caser has TP but no
+    baseline in the main study; Game and Music SASRec have nothing."""
+    rows = _table3(built)
+    long_tp = expected_cell("long", "tp", "tp", "music", "caser", "existing", "HR", (0, 1))
+    for name in ("existing HR", "existing NDCG", "new HR", "new NDCG"):
+        mc = rows[(name, "Music", "Caser")]
+        assert mc[2].endswith("n=3") and mc[5] == "not run" and mc[13] == "TP not run"
+        assert mc[8] == "—" and mc[10] == "—" and mc[11] == "—"
+        c = rows[(name, "ML1M", "Caser")]
+        assert c[2] == "not run" and c[5].endswith("n=2") and c[10] == "0" and c[13] == "baseline not run"
+        for cell in (("Game", "SASRec"), ("Game", "GRU4Rec"), ("Music", "SASRec")):
+            assert rows[(name, *cell)][2] == rows[(name, *cell)][5] == "not run"
+            assert rows[(name, *cell)][13] == "not run"
+    assert f"{long_tp.mean():.4f}" not in chunk(built["html"], 'id="verdicts"', 'id="studies"')
+    # the ablation's own `tp` variant on ML1M SASRec (6% better) does not replace the main study's (0.4%)
+    main_tp = expected_cell("paper", "tp", "tp", "ml1m", "sasrec", "existing", "HR", (0, 1, 2))
+    assert rows[("existing HR", "ML1M", "SASRec")][5] == f"{ms_text(main_tp)} n=3"
+
+
+def test_verdict_grid_counts_and_cells(built):
+    html = built["html"]
+    part = chunk(html, 'id="verdicts"', 'id="table2"')
+    (grid,) = tables_with(parse(part), "existing HR@10")
+    assert grid[0] == ["Dataset", "Backbone", "existing HR@10", "existing NDCG@10", "new HR@10", "new NDCG@10"]
+    by = {(r[0], r[1]): r[2:] for r in grid[1:]}
+    assert len(by) == 9
+    assert by[("ML1M", "GRU4Rec")] == ["holds (p < 0.05)"] * 4
+    assert by[("ML1M", "SASRec")] == ["level (under 1%)"] * 4
+    assert by[("Music", "GRU4Rec")] == ["reversed (p < 0.05)"] * 4
+    assert by[("Music", "Caser")] == ["TP not run"] * 4
+    assert by[("ML1M", "Caser")] == ["baseline not run"] * 4
+    assert by[("Game", "SASRec")] == ["not run"] * 4
+    # counts over the paper's cells (all 36 here are in the paper): 4 hold, 4 level, 4 reversed, 24 not run
+    assert "Of the paper’s 36 cells" in part
+    for badge in ("4 hold", "0 same direction, not significant", "4 level", "4 reversed", "24 not run"):
+        assert f">{badge}</span>" in part, badge
 
 
 def test_verdicts():
-    assert verdict(0.01, 0.01, 5, True, True) == ("holds (p<0.05)", "holds")
-    assert verdict(0.01, 0.2, 5, True, True)[0] == "same direction, not significant"
-    assert verdict(-0.01, 0.01, 5, True, True)[0] == "reversed (p<0.05)"
-    assert verdict(-0.01, 0.3, 5, True, True)[0] == "reversed, not significant"
-    assert verdict(None, None, None, True, False)[0] == "TP not run"
-    assert verdict(None, None, None, False, False)[0] == "not run"
-    assert verdict(0.01, math.nan, 1, True, True)[0].startswith("same direction, untested")
+    assert verdict(0.01, 0.01, 5, True, True) == ("holds (p < 0.05)", "holds")
+    assert verdict(0.01, 0.2, 5, True, True) == ("same direction, not significant", "weak")
+    assert verdict(0.01, math.nan, 5, True, True) == ("same direction, not significant", "weak")
+    assert verdict(-0.01, 0.01, 5, True, True) == ("reversed (p < 0.05)", "reversed")
+    assert verdict(-0.01, 0.3, 5, True, True) == ("reversed, not significant", "reversed")
+    # level: a relative difference under 1%, significant or not, either sign; exactly 1% is not level
+    assert verdict(0.001, 0.0001, 5, True, True, rel=0.009) == ("level (under 1%)", "level")
+    assert verdict(-0.001, 0.0001, 5, True, True, rel=-0.0099) == ("level (under 1%)", "level")
+    assert verdict(0.001, 0.0001, 5, True, True, rel=0.01) == ("holds (p < 0.05)", "holds")
+    assert verdict(0.0, 0.5, 5, True, True) == ("level (under 1%)", "level")
+    # p exactly at α is not significant
+    assert verdict(0.01, 0.05, 5, True, True)[1] == "weak"
+    # what was not run, or not paired
+    assert verdict(None, None, None, True, False) == ("TP not run", "notrun")
+    assert verdict(None, None, None, False, True) == ("baseline not run", "notrun")
+    assert verdict(None, None, None, False, False) == ("not run", "notrun")
+    assert verdict(0.01, math.nan, 0, True, True) == ("no paired seeds", "notrun")
+    assert verdict(math.nan, math.nan, 3, True, True) == ("no data", "notrun")
+    assert verdict(0.01, math.nan, 1, True, True) == ("same direction, untested (1 seed)", "weak")
+    assert verdict(-0.01, math.nan, 1, True, True) == ("reversed, untested (1 seed)", "reversed")
 
 
-def test_tp_setting_defaults_to_the_most_run_lambda():
-    runs = pd.DataFrame(
-        {
-            "dataset": ["a"] * 5,
-            "backbone": ["b"] * 5,
-            "method": ["tp"] * 4 + ["baseline"],
-            "seed": [0, 1, 2, 0, 0],
-            "k": [2, 2, 2, 2, pd.NA],
-            "lam": [1.0, 1.0, 1.0, 0.0, math.nan],
-        }
-    )
-    assert choose_tp_setting(runs)[:2] == (2, 1.0)
-    assert choose_tp_setting(runs, k=3, lam=0.5)[:2] == (3, 0.5)
-    assert choose_tp_setting(runs, config={"tp_default": {"k": 4, "lam": 10}})[:2] == (4, 10.0)
+def test_number_formats():
+    assert fp(0.0004) == "< 0.001" and fp(0.001) == "0.001" and fp(0.0123) == "0.012" and fp(math.nan) == "—"
+    assert fpeq(0.0004) == "p < 0.001" and fpeq(0.0123) == "p = 0.012" and fpeq(None) == "" and fpeq(math.nan) == ""
+    assert fnum(0.123456) == "0.1235" and fnum(0.5, 2) == "0.50" and fnum(None) == "—" and fnum(pd.NA) == "—"
+    assert fint(1000209) == "1,000,209" and fint(2.6) == "3" and fint(math.nan) == "—"
+    assert fpct(0.1234) == "+12.3%" and fpct(-0.05) == "-5.0%" and fpct(0.0004) == "+0.04%"
+    assert fpct(0.5, sign=False) == "50.0%" and fpct(math.nan) == "—"
+    assert flam(0.1) == "0.1" and flam(10.0) == "10" and flam(0) == "0" and flam(math.nan) == "—"
+    assert fstat("users", 6040) == "6,040" and fstat("density_percent", 4.4681) == "4.468"
+    assert fstat("records_per_user", 165.5) == "165.50" and fstat("items", math.nan) == "—"
 
 
-def test_cli_report(tmp_path, capsys):
-    write_fixture(tmp_path / "agg", datasets=("music",))
-    out = tmp_path / "r" / "report.html"
-    rc = main(
-        [
-            "report",
-            "--aggregate",
-            str(tmp_path / "agg"),
-            "--out",
-            str(out),
-            "--figures",
-            str(tmp_path / "f"),
-            "--tp-k",
-            "2",
-            "--tp-lam",
-            "1",
-        ]
-    )
-    assert rc == 0 and out.is_file() and (tmp_path / "f" / "fig4_topn_music.pdf").is_file()
+def test_p_values_are_written_with_spaces_on_the_page(built):
+    html = built["html"]
+    assert not re.search(r"p\s*=\s*<", html) and "p=" not in html and "p<0" not in html
+    assert "p &lt; 0.05" in html or "p < 0.05" in html
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Studies
+
+
+def _study(built, name: str) -> str:
+    html = built["html"]
+    nxt = {"paper": 'id="study-ablation"', "ablation": 'id="study-long"', "long": 'id="fig4"'}[name]
+    return chunk(html, f'id="study-{name}"', nxt)
+
+
+def test_protocol_words():
+    assert T.protocol_words(PROTOCOL) == (
+        "validate every 2 epochs on validation NDCG@10; stop after 2 validations (4 epochs) without a better one; "
+        "at most 12 epochs; test metrics from the best validation epoch")
+    assert T.protocol_words(ABLATION_PROTOCOL) == (
+        "validate every 1 epoch on validation NDCG@10; stop after 3 validations (3 epochs) without a better one; "
+        "at most 10 epochs, at least 4; test metrics from the best validation epoch")
+
+
+def test_each_study_states_its_protocol_once_in_words(built):
+    config = studies_config()
+    for name, st in config["studies"].items():
+        part = _study(built, name)
+        words = T.protocol_words(st["protocol"])
+        assert part.count(words) == 1, name
+        others = [T.protocol_words(o["protocol"]) for n, o in config["studies"].items() if n != name]
+        assert not [w for w in others if w != words and w in part]
+        assert st["title"] in part and st["about"] in part
+    # the main study's rule also heads the page and Table 3
+    head = chunk(built["html"], "<h1>", 'id="table2"')
+    assert T.protocol_words(PROTOCOL) in head
+
+
+def test_study_sections_list_every_declared_row(built):
+    """One table per declared dataset, one row per declared backbone × variant, in the report's order; a row
+    without a finished run reads "not run" in every cell."""
+    config = studies_config()
+    for name, st in config["studies"].items():
+        parsed = parse(_study(built, name))
+        assert len(parsed.tables) == len(st["cells"])
+        for t in parsed.tables:
+            assert t[1] == ["HR@10", "NDCG@10", "head NDCG@10", "tail NDCG@10", "HR@10", "NDCG@10"]
+        got = {t[0][0]: [(r[0], r[1]) for r in t[2:]] for t in parsed.tables}
+        order = {"gru4rec": 0, "caser": 1, "sasrec": 2}
+        want = {DATASET_LABEL[d]: [(BACKBONE_LABEL[b], v) for b in sorted(bbs, key=order.get) for v in st["variants"]]
+                for d, bbs in st["cells"].items()}
+        assert got == want, name
+    paper = {t[0][0]: t for t in parse(_study(built, "paper")).tables}
+    rows = {(r[0], r[1]): r for r in paper["ML1M"][2:]}
+    assert rows[("Caser", "baseline")][2:] == ["0", "—", *["not run"] * 6]
+    assert [r[2:] for r in paper["Game"][2:]] == [["0", "—", *["not run"] * 6]] * 2
+    assert rows[("GRU4Rec", "baseline")][2] == "3" and rows[("Caser", "tp")][2] == "2"
+    ablation = {t[0][0]: t for t in parse(_study(built, "ablation")).tables}
+    k3 = next(r for r in ablation["ML1M"][2:] if r[:2] == ["SASRec", "tp-k3"])
+    assert k3[2:] == ["0", "—", *["not run"] * 6]
+    assert [r[2] for r in ablation["MovieTweetings"][2:]] == ["0"] * 6
+
+
+def test_study_cells_numbers_changes_and_epochs(built):
+    paper = {t[0][0]: t for t in parse(_study(built, "paper")).tables}
+    rows = {(r[0], r[1]): r for r in paper["ML1M"][2:]}
+    cells = [("existing", "all", "HR"), ("existing", "all", "NDCG"), ("existing", "head", "NDCG"),
+             ("existing", "tail", "NDCG"), ("new", "all", "HR"), ("new", "all", "NDCG")]
+    for i, (g, sub, m) in enumerate(cells):
+        base = expected_cell("paper", "baseline", "baseline", "ml1m", "gru4rec", g, m, (0, 1, 2), subset=sub)
+        tp = expected_cell("paper", "tp", "tp", "ml1m", "gru4rec", g, m, (0, 1, 2), subset=sub)
+        assert rows[("GRU4Rec", "baseline")][4 + i] == ms_text(base)
+        from scipy import stats as sps
+
+        p = sps.ttest_rel(tp, base).pvalue
+        assert rows[("GRU4Rec", "tp")][4 + i] == f"{ms_text(tp)} {fpct((tp - base).mean() / base.mean())}, {fpeq(p)}"
+    # a TP row without a baseline shows its numbers and no change
+    caser = expected_cell("paper", "tp", "tp", "ml1m", "caser", "existing", "HR", (0, 1))
+    assert rows[("Caser", "tp")][4] == ms_text(caser)
+    # epochs: best / run, mean over seeds (4, 6, 8 / 8, 10, 12), and the run at its cap
+    assert rows[("GRU4Rec", "baseline")][3] == "6 / 10"
+    assert rows[("SASRec", "tp")][3] == "6 / 11 (1 capped)"  # seed 2: best 10 of 12, capped
+    part = _study(built, "paper")
+    assert "23 of 36 runs finished" in part and "0, 1, 2" in part
+    assert "<code>tp</code> (TP; k 2, λ 0.1)" in part and "<code>baseline</code> (baseline; the backbone" in part
+    assert "19 of 60 runs finished" in _study(built, "ablation")
+    # the verdict's class and words travel with the TP cell
+    cls = [a for t, a in parse(part).tags if t == "td" and a.get("title") == "holds (p < 0.05)"]
+    assert len(cls) == 6 and all("holds" in a["class"].split() for a in cls)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figures
+
+
+MAIN_DATASETS = ("ml1m", "music", "game")
+ABLATION_DATASETS = ("ml1m", "movietweetings")
+
+
+def test_figures_written_as_png_and_pdf_for_every_declared_dataset(built):
+    figures = built["figures"]
+    pngs = {p.stem for p in figures.glob("*.png")}
+    pdfs = {p.stem for p in figures.glob("*.pdf")}
+    want = {f"{kind}_{ds}" for kind in ("fig4_topn", "fig5_headtail", "curves", "diag") for ds in MAIN_DATASETS}
+    want |= {f"{kind}_{ds}" for kind in ("fig6_k", "fig7_lambda") for ds in ABLATION_DATASETS}
+    assert pngs == pdfs == want  # nothing from the study `long`, nothing missing
+    for p in figures.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for p in figures.glob("*.pdf"):
+        assert p.read_bytes()[:5] == b"%PDF-"
+    # each embedded image is the file written
+    import base64
+
+    html = built["html"]
+    for stem in ("fig4_topn_game", "fig6_k_movietweetings", "diag_ml1m"):
+        uri = "data:image/png;base64," + base64.b64encode((figures / f"{stem}.png").read_bytes()).decode()
+        assert uri in html and f"<code>{stem}.png</code>" in html and f"<code>{stem}.pdf</code>" in html
+    assert "Figure 6: TP against the inner update count k (λ = 0.1) (study ablation)" in html
+    assert "Figure 7: TP against the adversarial weight λ (k = 2) (study ablation)" in html
+    assert "Figure 4: top-N accuracy, baseline vs TP (study paper)" in html
+
+
+@pytest.fixture(scope="module")
+def drawn(built, tmp_path_factory):
+    """The figure sections rebuilt from the fixture's aggregate with the drawing functions recorded: every
+    call's arguments and every figure saved, by stem."""
+    agg = load_aggregate(built["agg"])
+    calls: dict[str, list] = {"fig_ablation": [], "fig_topn": [], "fig_headtail": []}
+    saved: dict[str, object] = {}
+    mp = pytest.MonkeyPatch()
+    for name in calls:
+        real = getattr(F, name)
+        mp.setattr(F, name, lambda *a, _real=real, _name=name, **kw: calls[_name].append((a, kw)) or _real(*a, **kw))
+    real_save = F.save_figure
+    mp.setattr(F, "save_figure", lambda fig, stem, *a: saved.setdefault(stem, fig) and real_save(fig, stem, *a))
+    folder = tmp_path_factory.mktemp("figs")
+    ds, bbs = ["music", "game", "ml1m", "movietweetings"], ["gru4rec", "caser", "sasrec"]
+    try:
+        sections = [*S.main_figures(agg, "paper", ds, bbs, folder), *S.ablation_figures(agg, "ablation", ds, bbs, folder),
+                    S.curves_section(agg, "paper", ds, bbs, folder), S.diagnostics_section(agg, "paper", ds, bbs, folder)]
+    finally:
+        mp.undo()
+    return {"agg": agg, "calls": calls, "saved": saved, "sections": sections}
+
+
+def test_figures_4_5_draw_the_main_studys_baseline_and_tp(drawn):
+    for a, _ in drawn["calls"]["fig_topn"] + drawn["calls"]["fig_headtail"]:
+        base, tp, ds, bbs = a[:4]
+        assert set(base["study"]) <= {"paper"} and set(tp["study"]) <= {"paper"}
+        assert set(base["variant"]) <= {"baseline"} and set(tp["variant"]) <= {"tp"}
+        assert list(bbs) == {"ml1m": ["gru4rec", "caser", "sasrec"], "music": ["gru4rec", "caser"],
+                             "game": ["sasrec"]}[ds]
+    assert [a[2] for a, _ in drawn["calls"]["fig_topn"]] == ["music", "game", "ml1m"]
+    # Music Caser: the baseline's points only, though study `long` ran TP there
+    fig = drawn["saved"]["fig4_topn_music"]
+    caser_axes = [ax for ax in fig.axes if ax.get_title() == "Caser"]
+    assert caser_axes and all(len(ax.containers) == 1 for ax in caser_axes[:1])
+    # Game: declared, not run: every panel says so
+    game = drawn["saved"]["fig4_topn_game"]
+    assert all(any(t.get_text() == "not run" for t in ax.texts) for ax in game.axes)
+    # the plotted means are the study's: ML1M GRU4Rec, existing HR@N
+    ml = drawn["saved"]["fig4_topn_ml1m"]
+    ax = next(ax for ax in ml.axes if ax.get_title() == "GRU4Rec")
+    lines = [c.lines[0] for c in ax.containers]
+    for line, (variant, method) in zip(lines, (("baseline", "baseline"), ("tp", "tp"))):
+        want = [expected_cell("paper", variant, method, "ml1m", "gru4rec", "existing", "HR", (0, 1, 2), N=N).mean()
+                for N in NS]
+        assert list(line.get_xdata()) == list(NS) and np.allclose(line.get_ydata(), want)
+
+
+def test_ablation_figures_values_seeds_and_not_run_points(drawn):
+    """Figures 6-7 from the ablation study: the values its TP variants declare (k 1-3 at λ 0.1; λ 0, 0.1, 1 at
+    k 2), each backbone's points and its baseline over the seeds all of its points have; the declared value that
+    has no run (k 3) is marked "not run"; MovieTweetings, declared and not run, gets its figure."""
+    calls = drawn["calls"]["fig_ablation"]
+    assert [(a[2], a[4]) for a, _ in calls] == [("ml1m", "k"), ("movietweetings", "k"), ("ml1m", "lam"),
+                                                ("movietweetings", "lam")]
+    agg = drawn["agg"]
+    for (tp, base, ds, bbs, param, values), kw in calls:
+        assert list(values) == ([1.0, 2.0, 3.0] if param == "k" else [0.0, 0.1, 1.0])
+        assert list(bbs) == (["gru4rec", "sasrec"] if ds == "ml1m" else ["sasrec"])
+        if ds == "movietweetings":
+            assert tp.empty and kw["seeds"] == {}
+            continue
+        assert set(tp["study"]) == {"ablation"} and set(base["study"]) == {"ablation"}
+        # λ 1 on SASRec ran seed 0 only: Figure 7's SASRec column (points and baseline) uses seed 0
+        want = {"gru4rec": [0, 1], "sasrec": [0, 1] if param == "k" else [0]}
+        assert kw["seeds"] == want
+        for bb, seeds in want.items():
+            assert set(tp.loc[tp.backbone == bb, "n"]) == {len(seeds)}
+            assert set(base.loc[base.backbone == bb, "n"]) == {len(seeds)}
+            b = base[(base.backbone == bb) & (base.group == "new") & (base.subset == "all") & (base.metric == "NDCG")
+                     & (base.N == 10)]
+            exp = expected_cell("ablation", "baseline", "baseline", "ml1m", bb, "new", "NDCG", seeds)
+            assert b["mean"].item() == pytest.approx(exp.mean())
+        # the fixed setting: k's points at λ 0.1 only, λ's at k 2 only
+        if param == "k":
+            assert np.allclose(tp["lam"], 0.1) and set(tp["k"]) == {1, 2}
+        else:
+            assert set(tp["k"]) == {2} and set(np.round(tp["lam"], 6)) == {0.0, 0.1, 1.0}
+    fig6 = drawn["saved"]["fig6_k_ml1m"]
+    top = [ax for ax in fig6.axes if ax.get_title().startswith("SASRec")]
+    assert top and top[0].get_title() == "SASRec (seeds 0, 1)"
+    marks = [t for ax in fig6.axes for t in ax.texts if t.get_text() == "not run"]
+    assert len(marks) == 4 and {t.get_position()[0] for t in marks} == {3.0}  # k 3, both backbones, HR and NDCG
+    fig7 = drawn["saved"]["fig7_lambda_ml1m"]
+    assert [ax.get_title() for ax in fig7.axes[:2]] == ["GRU4Rec (seeds 0, 1)", "SASRec (seed 0)"]
+    assert not [t for ax in fig7.axes for t in ax.texts if t.get_text() == "not run"]
+    mt = drawn["saved"]["fig6_k_movietweetings"]
+    assert all(any(t.get_text() == "not run" for t in ax.texts) for ax in mt.axes)
+
+
+def test_diagnostics_carry_the_tail_share_and_curves_both_methods(drawn):
+    diag = drawn["saved"]["diag_ml1m"]
+    acc = [ax for ax in diag.axes if any(line.get_linestyle() == ":" for line in ax.lines)]
+    # the accuracy panels of GRU4Rec, Caser and SASRec (all three have TP runs in the main study)
+    assert len(acc) == 3
+    for ax in acc:
+        (ref,) = [line for line in ax.lines if line.get_linestyle() == ":"]
+        assert np.allclose(ref.get_ydata(), 0.8)  # 1 - split.head_frac
+    legend_texts = [t.get_text() for lg in diag.legends for t in lg.get_texts()]
+    assert "tail share (80%)" in legend_texts
+    (sec,) = [s for s in drawn["sections"] if s.key == "diag"]
+    assert "tail share (80% of the users drawn)" in sec.caption
+    # disc_acc drawn is the main study's TP: mean over seeds per epoch (0.85 - 0.01 e)
+    sasrec_acc = acc[2]
+    data = [line for line in sasrec_acc.lines if line.get_linestyle() != ":"][0]
+    assert np.allclose(data.get_ydata(), 0.85 - 0.01 * np.asarray(data.get_xdata()))
+    assert max(data.get_xdata()) == 12  # the capped run's epochs
+    # the curves: baseline and TP of the main study, validation epochs only
+    (cur,) = [s for s in drawn["sections"] if s.key == "curves"]
+    assert T.protocol_words(PROTOCOL) in cur.caption
+    fig = drawn["saved"]["curves_music"]
+    ax = next(ax for ax in fig.axes if ax.get_title() == "GRU4Rec")
+    assert len(ax.lines) == 2 and all(list(line.get_xdata()) == [2, 4, 6, 8, 10, 12] for line in ax.lines)
+    caser = next(ax for ax in fig.axes if ax.get_title() == "Caser")
+    assert len(caser.lines) == 1  # baseline only: study long's TP on Music Caser is not drawn
+
+
+def test_diagnostics_tail_share_follows_the_config(drawn, tmp_path):
+    """With split.head_frac 0.3 the reference line sits at 0.7."""
+    agg = drawn["agg"]
+    config = json.loads(json.dumps(agg.config))
+    config["overrides"]["all"]["split.head_frac"] = 0.3
+    sec = S.diagnostics_section(dataclasses.replace(agg, config=config), "paper", ["game"], ["sasrec"], tmp_path)
+    assert "tail share (70% of the users drawn)" in sec.caption
+
+
+def test_diagnostics_table_is_the_main_studys_tp(built):
+    parsed = parse(chunk(built["html"], 'id="diag"', 'id="protocol"'))
+    (t,) = tables_with(parsed, "disc_acc (last)")
+    rows = {(r[0], r[1]): r[2:] for r in t[1:]}
+    assert len(rows) == 9  # main datasets × backbones
+    # ML1M SASRec: seeds 0-2 ran 8, 10, 12 epochs: mean last epoch 10.0, disc_acc at the last epoch 0.85 - 0.01 e
+    r = rows[("ML1M", "SASRec")]
+    assert r[:2] == ["3", "10.0"] and r[4] == fnum(np.mean([0.85 - 0.01 * e for e in (8, 10, 12)]))
+    assert rows[("Music", "Caser")] == ["not run"] * 11  # study long's TP there is not the main study's
+    assert rows[("ML1M", "Caser")][0] == "2"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Protocol, provenance, costs
+
+
+def test_protocol_rows_from_the_main_study(built):
+    html, parsed = built["html"], built["parsed"]
+    (proto,) = tables_with(parsed, "Choice")
+    values = {r[0]: r[1] for r in proto[1:]}
+    for key in ("Masking of seen items", "Tie rule", "Existing users' items", "Filter per source",
+                "Existing / new users", "Head / tail", "Seeds run (main study)", "Seeds declared (main study)",
+                "Model selection and stopping", "Caser's unseen users", "TP: inner updates k",
+                "TP: inner lr α (plain SGD)", "TP: outer lr β (Adam)", "TP: adversarial weight λ",
+                "TP: parallel chains P", "Significance"):
+        assert key in values, key
+    assert values["Existing / new users"].startswith("80% / 20%")
+    assert values["Seeds run (main study)"] == "0, 1, 2 (per cell: 2–3)"
+    assert values["Seeds declared (main study)"] == "0, 1, 2"
+    assert values["TP: inner lr α (plain SGD)"] == "0.02"  # the overrides' setting for TP
+    assert values["TP: inner updates k"] == "2" and values["TP: adversarial weight λ"] == "0.1"
+    assert T.protocol_words(PROTOCOL) in values["Model selection and stopping"]
+    assert "second-to-last = validation" in values["Existing users' items"]
+    assert "tp.alpha: 0.02" in html  # config.yaml embedded
+    (hp,) = tables_with(parsed, "weight decay")
+    hp_rows = {(r[0], r[1]): r for r in hp[1:]}
+    assert hp_rows[("ML1M", "SASRec")][3] == "200" and hp_rows[("Music", "SASRec")][3] == "50"
+
+
+def test_provenance_and_costs(built):
+    html, parsed = built["html"], built["parsed"]
+    assert "506d64ca44484487c11dc2d9a28de5c54948213e6b96285e298afe28d6ea4e0f" in html
+    assert "torch" in html and "pandas" in html and "NVIDIA H100" in html
+    stamp = build_stamp(load_aggregate(built["agg"]))
+    assert f"tables <code>{stamp['tables']}</code>" in html
+    (cells,) = tables_with(parsed, "seconds (sum)")
+    by = {tuple(r[:4]): r for r in cells[1:]}
+    assert len(by) == len({(st, ds, bb, v) for st, ds, bb, v, _ in RUNS})
+    r = by[("paper", "ML1M", "GRU4Rec", "baseline")]
+    assert r[4] == "3" and r[5] == fint(sum(bench_seconds(s) for s in (0, 1, 2)))  # 303
+    assert by[("long", "Music", "Caser", "tp")][4] == "2"
+    n = sum(len(seeds) for *_, seeds in RUNS)
+    assert f"Every run ({n})" in html and f"{n} finished runs in 3 studies" in html
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The stamp
+
+
+def test_stamp_hashes_the_tables(built, tmp_path):
+    agg_dir = tmp_path / "agg"
+    shutil.copytree(built["agg"], agg_dir)
+    first = build_stamp(load_aggregate(agg_dir))
+    assert re.fullmatch(r"[0-9a-f]{16}", first["tables"])
+    assert build_stamp(load_aggregate(agg_dir))["tables"] == first["tables"]
+    summary = pd.read_csv(agg_dir / "summary.csv")
+    summary.loc[0, "mean"] += 0.001
+    summary.to_csv(agg_dir / "summary.csv", index=False)
+    second = build_stamp(load_aggregate(agg_dir))
+    assert second["tables"] != first["tables"]
+    with open(agg_dir / "config.yaml", "a") as f:
+        f.write("# edited\n")
+    assert build_stamp(load_aggregate(agg_dir))["tables"] != second["tables"]
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_AUTHOR_DATE": "2021-03-04T12:00:00+00:00",
+           "GIT_COMMITTER_DATE": "2021-03-04T12:00:00+00:00", "GIT_CONFIG_GLOBAL": os.devnull,
+           "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_stamp_names_the_last_commit_of_the_inputs_and_dirty_trees(built, tmp_path):
+    repo = tmp_path / "repo"
+    for path in ("tplib/x.py", "config/config.yaml", "Snakefile", "workflow/rules/a.smk",
+                 "results/runs/paper/seed0/metrics.json", "README.md"):
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text("1\n")
+    (repo / ".gitignore").write_text("results/aggregate/\n")
+    shutil.copytree(built["agg"], repo / "results" / "aggregate")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "inputs")
+    inputs = _git(repo, "rev-parse", "HEAD")
+    agg = load_aggregate(repo / "results" / "aggregate")
+    stamp = build_stamp(agg, repo=repo)
+    assert stamp["commit"] == inputs and stamp["date"] == "2021-03-04" and stamp["dirty"] is False
+    assert build_stamp(agg)["commit"] == inputs  # found from the aggregate folder inside the tree
+    # a commit that touches none of the inputs does not move the stamp; a change outside them is not dirty
+    (repo / "README.md").write_text("2\n")
+    _git(repo, "commit", "-q", "-am", "docs")
+    (repo / "README.md").write_text("3\n")
+    assert build_stamp(agg, repo=repo) == stamp
+    # an uncommitted change to the code, or a new run not committed, is
+    (repo / "tplib" / "x.py").write_text("2\n")
+    dirty = build_stamp(agg, repo=repo)
+    assert dirty["dirty"] is True and dirty["commit"] == inputs
+    _git(repo, "checkout", "-q", "--", "tplib/x.py")
+    assert build_stamp(agg, repo=repo)["dirty"] is False
+    (repo / "results" / "runs" / "paper" / "seed1").mkdir()
+    (repo / "results" / "runs" / "paper" / "seed1" / "metrics.json").write_text("{}\n")
+    assert build_stamp(agg, repo=repo)["dirty"] is True
+    # the page says so
+    out = render_report(repo / "results" / "aggregate", tmp_path / "r.html", figures_dir=tmp_path / "f")
     html = out.read_text(encoding="utf-8")
-    assert "k = 2, λ = 1 (k = 2 from --tp-k; λ = 1 from --tp-lam)" in html
-    assert "No workflow config given" in html
+    assert f"<strong>uncommitted changes</strong> on top of commit <code>{inputs}</code> (2021-03-04)" in html
+    assert "with uncommitted changes" in html
+
+
+def test_stamp_outside_git(built, tmp_path):
+    if _inside_git(tmp_path):
+        pytest.skip(f"{tmp_path} lies inside a git work tree")
+    stamp = build_stamp(load_aggregate(built["agg"]))
+    assert stamp["commit"] == "unknown" and stamp["dirty"] is None and stamp["date"] == ""
+    assert "commit <code>unknown</code>" in built["html"] and "uncommitted" not in built["html"]
+
+
+def _inside_git(path: Path) -> bool:
+    if shutil.which("git") is None:
+        return False
+    res = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True)
+    return res.returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Input errors, the CLI, an empty aggregate
+
+
+def test_bad_inputs_stop_with_a_message(built, tmp_path, capsys):
+    out = tmp_path / "r.html"
     assert main(["report", "--aggregate", str(tmp_path / "missing"), "--out", str(out)]) == 2
-    assert "tp: error:" in capsys.readouterr().err
+    assert "tp: error:" in capsys.readouterr().err and not out.exists()
+    agg = tmp_path / "agg"
+    shutil.copytree(built["agg"], agg)
+    (agg / "config.yaml").unlink()
+    with pytest.raises(DataError, match="config.yaml: not found"):
+        load_aggregate(agg)
+    (agg / "config.yaml").write_text("report: {main: paper}\n")
+    with pytest.raises(DataError, match="expected a mapping with `studies`"):
+        load_aggregate(agg)
+    config = studies_config()
+    config["report"]["main"] = "nope"
+    (agg / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(DataError, match=r"report.main names no declared study \('nope'\)"):
+        render_report(agg, out, figures_dir=tmp_path / "f")
+    assert not out.exists()
+    (agg / "config.yaml").write_text(yaml.safe_dump(studies_config()))
+    pd.read_csv(agg / "summary.csv").drop(columns=["control"]).to_csv(agg / "summary.csv", index=False)
+    with pytest.raises(DataError, match="lacks the column"):
+        load_aggregate(agg)
 
 
-def test_variant_shown_beside_the_main_runs(tmp_path, capsys):
-    """--variant LABEL=DIR: a table of baseline, main TP and the variant's TP per cell the variant ran (with the
-    paired p-value from the variant's own aggregate), and the variant's curve; a malformed spec stops clearly."""
-    write_fixture(tmp_path / "main", datasets=("ml1m", "music"))
-    write_fixture(tmp_path / "long", datasets=("music",))
-    summary = pd.read_csv(tmp_path / "long" / "summary.csv")
-    tp = summary["method"] == "tp"
-    summary.loc[tp, "mean"] = 0.4321  # tell the variant's numbers apart from the main runs'
-    summary.to_csv(tmp_path / "long" / "summary.csv", index=False)
-    out = tmp_path / "report.html"
-    args = ["report", "--aggregate", str(tmp_path / "main"), "--out", str(out), "--figures", str(tmp_path / "f")]
-    assert main([*args, "--variant", f"200 epochs={tmp_path / 'long'}"]) == 0
+def test_tp_variant_is_tp_or_the_only_tp_variant(built):
+    agg = load_aggregate(built["agg"])
+    assert T.tp_variant(agg, "paper") == "tp" and T.tp_variant(agg, "ablation") == "tp"
+    config = studies_config()
+    config["studies"]["x"] = {"variants": {"baseline": {"method": "baseline"}, "tp-long": {"method": "tp"}}}
+    config["studies"]["y"] = {"variants": {"a": {"method": "tp"}, "b": {"method": "tp"}}}
+    agg = dataclasses.replace(agg, config=config)
+    assert T.tp_variant(agg, "x") == "tp-long" and T.tp_variant(agg, "y") is None
+
+
+def test_empty_aggregate_renders_everything_as_not_run(tmp_path):
+    """No finished run at all (header-only tables, no stats): every Table 3 cell and every study row reads "not
+    run", every declared dataset still gets its figures."""
+    config = studies_config()
+    config["studies"] = {k: config["studies"][k] for k in ("paper", "ablation")}
+    config["studies"]["paper"]["cells"] = {"music": ["gru4rec"]}
+    config["studies"]["ablation"]["cells"] = {"ml1m": ["sasrec"]}
+    agg = tmp_path / "agg"
+    aggregate([], agg)
+    (agg / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    out = render_report(agg, tmp_path / "report.html", figures_dir=tmp_path / "fig")
     html = out.read_text(encoding="utf-8")
-    parsed = _Tables()
-    parsed.feed(html)
-    (table,) = _table_with(parsed, "Runs")
-    assert {row[0] for row in table[1:]} == {"Music"}  # only the cells the variant ran
-    names = [row[2] for row in table[1:]]
-    assert names[:3] == ["Baseline", "TP (k=2, λ=0.1), main runs", "TP (k=2, λ=0.1), 200 epochs"]
-    variant_rows = [row for row in table[1:] if row[2] == "TP (k=2, λ=0.1), 200 epochs"]
-    assert variant_rows and all("0.4321" in row[4] for row in variant_rows)
-    assert all("0.4321" not in row[4] for row in table[1:] if row[2].endswith("main runs"))
-    assert "p=" in variant_rows[0][4]
-    assert (tmp_path / "f" / "curves_music.png").is_file()
-    assert 'Other runs (200 epochs)' in html and 'href="#variants"' in html  # the verdicts point to it
-    # a variant with several TP settings (ML1M's ablation points) lists each, its main setting first
-    write_fixture(tmp_path / "abl", datasets=("ml1m",))
-    assert main([*args, "--variant", f"ablation={tmp_path / 'abl'}"]) == 0
-    parsed = _Tables()
-    parsed.feed(out.read_text(encoding="utf-8"))
-    (table,) = _table_with(parsed, "Runs")
-    sasrec = [row[2] for row in table[1:] if row[0] == "ML1M" and row[1] == "SASRec"]
-    assert sasrec == [
-        "Baseline",
-        "TP (k=2, λ=0.1), main runs",
-        "TP (k=2, λ=0.1), ablation",
-        "TP (k=1, λ=0.1), ablation",
-        "TP (k=2, λ=0), ablation",
-        "TP (k=2, λ=1), ablation",
-        "TP (k=3, λ=0.1), ablation",
-    ]
-    # a variant with baselines of its own (other run folders: trained under its rule) shows them before its TP
-    write_fixture(tmp_path / "rule", datasets=("music",))
-    for name, col, value in (("costs", "run", "elsewhere/music"), ("summary", "mean", 0.2468)):
-        t = pd.read_csv(tmp_path / "rule" / f"{name}.csv")
-        t.loc[t["method"] == "baseline", col] = value
-        t.to_csv(tmp_path / "rule" / f"{name}.csv", index=False)
-    assert main([*args, "--variant", f"min 60 epochs={tmp_path / 'rule'}"]) == 0
-    parsed = _Tables()
-    parsed.feed(out.read_text(encoding="utf-8"))
-    (table,) = _table_with(parsed, "Runs")
-    rows = [row for row in table[1:] if row[1] == "GRU4Rec"]
-    assert [row[2] for row in rows] == ["Baseline", "TP (k=2, λ=0.1), main runs", "Baseline, min 60 epochs",
-                                        "TP (k=2, λ=0.1), min 60 epochs"]
-    assert "0.2468" in rows[2][4] and "0.2468" not in rows[0][4]
-    assert main([*args, "--variant", "no-equals-sign"]) == 2
-    assert "expected LABEL=DIR" in capsys.readouterr().err
+    parsed = parse(chunk(html, 'id="table3"', 'id="studies"'))
+    t3 = tables_with(parsed, "Baseline")
+    assert len(t3) == 4
+    for t in t3:
+        assert [(r[0], r[1]) for r in t[2:]] == [("Music", "GRU4Rec")] and t[2][-1] == "not run"
+    for name in ("paper", "ablation"):
+        for t in parse(chunk(html, f'id="study-{name}"', "</table>")).tables:
+            assert all(r[4:] == ["not run"] * 6 for r in t[2:])
+    assert "0 of 6 runs finished" in html and "0 of 12 runs finished" in html
+    assert "{{" not in html and "No run recorded (costs.csv is empty)." in html
+    assert {p.stem for p in (tmp_path / "fig").glob("*.png")} == {
+        "fig4_topn_music", "fig5_headtail_music", "curves_music", "diag_music", "fig6_k_ml1m", "fig7_lambda_ml1m"}
+    assert len(parse(html).imgs) == 6
+
+
+# ---------------------------------------------------------------------------------------------------------
+# In a browser
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -517,15 +1038,14 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-def test_headless_chromium_screenshot(report, tmp_path):
-    """Load the page in headless chromium at 1366 px and take a screenshot (skipped where chromium is absent)."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    out, _, _, _ = report
+@pytest.mark.skipif(not Path("/usr/bin/chromium").is_file(),
+                    reason="/usr/bin/chromium not found: the headless screenshot needs chromium (apt-get install "
+                           "chromium)")
+def test_headless_chromium_screenshot(built, tmp_path):
+    """Load the page in headless chromium at 1366 px and take a screenshot."""
     shot = tmp_path / "shot.png"
     cmd = [
-        chromium,
+        "/usr/bin/chromium",
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -536,86 +1056,9 @@ def test_headless_chromium_screenshot(report, tmp_path):
         f"--user-data-dir={tmp_path / 'profile'}",
         f"--screenshot={shot}",
         "--window-size=1366,900",
-        out.resolve().as_uri(),
+        built["out"].resolve().as_uri(),
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert shot.is_file(), f"no screenshot (rc {res.returncode}): {res.stderr[-2000:]}"
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     assert _png_size(shot) == (1366, 900)
-
-
-def test_empty_aggregate_renders_everything_as_not_run(tmp_path):
-    """No finished run at all (header-only tables, an empty stats.csv): every paper cell reads "not run"."""
-    agg = tmp_path / "agg"
-    agg.mkdir()
-    keys = ",".join(RUN_KEYS)
-    (agg / "runs.csv").write_text(f"{keys},group,subset,metric,N,value,users\n")
-    (agg / "summary.csv").write_text(
-        "dataset,backbone,method,k,lam,group,subset,metric,N,mean,std,n,n_pairs,base_mean,diff_mean,"
-        "rel_improvement,p_ttest,p_wilcoxon\n"
-    )
-    (agg / "costs.csv").write_text(f"{keys},seconds,wall_seconds,epochs,best_epoch,s_per_epoch,device\n")
-    (agg / "diagnostics.csv").write_text(f"{keys},epoch\n")
-    (agg / "stats.csv").write_text("")
-    out = render_report(agg, tmp_path / "report.html", figures_dir=tmp_path / "fig")
-    html = out.read_text(encoding="utf-8")
-    parsed = _Tables()
-    parsed.feed(html)
-    for t in _table_with(parsed, "Baseline"):
-        assert len(t) - 2 == 12 and all(r[-1] == "not run" for r in t[2:])
-    assert "{{" not in html and not parsed.imgs and not list((tmp_path / "fig").glob("*.png"))
-    assert "Not run: Music, Game, ML1M, MovieTweetings" in html
-
-
-def _ablation_calls(tmp_path, monkeypatch, drop=None):
-    """Figures 6-7 built from the ML1M fixture (without the tidy rows ``drop`` selects): fig_ablation's calls."""
-    from tplib.report import figures as F
-    from tplib.report.render import build_figures, load_aggregate
-
-    write_fixture(tmp_path / "agg", datasets=("ml1m",))
-    if drop is not None:
-        runs = pd.read_csv(tmp_path / "agg" / "runs.csv")
-        runs[~drop(runs)].to_csv(tmp_path / "agg" / "runs.csv", index=False)
-    agg = load_aggregate(tmp_path / "agg")
-    calls = []
-    real = F.fig_ablation
-    monkeypatch.setattr(F, "fig_ablation", lambda tp, base, *a, **kw: calls.append((tp, base, a, kw)) or real(
-        tp, base, *a, **kw))
-    build_figures(agg, 2, 0.1, ["ml1m"], list(PAPER_BACKBONES), tmp_path / "figs")
-    assert len(calls) == 2  # Figure 6 (k) and Figure 7 (λ) for ML1M
-    return agg, calls
-
-
-def test_ablation_seeds_are_chosen_per_backbone(tmp_path, monkeypatch):
-    """GRU4Rec's ablations without seed 1: its column uses seed 0 (baseline included), SASRec's keeps 0-1."""
-
-    def drop(r):
-        return (r.backbone == "gru4rec") & (r.seed == 1) & (r.method == "tp") & ~((r.k == 2) & (r.lam == 0.1))
-
-    agg, calls = _ablation_calls(tmp_path, monkeypatch, drop)
-    for tp, base, args, kw in calls:
-        assert kw["seeds"]["gru4rec"] == [0] and kw["seeds"]["sasrec"] == [0, 1]
-        assert set(tp.loc[tp.backbone == "gru4rec", "n"]) == {1} and set(tp.loc[tp.backbone == "sasrec", "n"]) == {2}
-        assert set(base.loc[base.backbone == "gru4rec", "n"]) == {1}
-        assert set(base.loc[base.backbone == "sasrec", "n"]) == {2}
-
-
-def test_ablation_figures_use_the_seeds_every_point_has(tmp_path, monkeypatch):
-    """ML1M's ablation points (GRU4Rec, SASRec) have seeds 0-1 while their main point (k=2, λ=0.1) and baseline
-    have 0-2: every point of those columns of Figures 6-7, and the baseline line, is summarised over seeds 0-1
-    only, and the figure is told so. Caser has only its main point: seeds 0-2."""
-    agg, calls = _ablation_calls(tmp_path, monkeypatch)
-    runs = agg.runs
-    for tp, base, args, kw in calls:
-        assert kw["seeds"] == {"caser": [0, 1, 2], "gru4rec": [0, 1], "sasrec": [0, 1]}
-        assert set(tp.loc[tp.backbone != "caser", "n"]) == {2}  # the main point too, not its 3 seeds
-        assert set(base.loc[base.backbone != "caser", "n"]) == {2}
-        assert set(tp.loc[tp.backbone == "caser", "n"]) == {3}
-        b = base[(base.backbone == "sasrec") & (base.group == "existing") & (base.subset == "all")
-                 & (base.metric == "HR") & (base.N == 10)]
-        want = runs[(runs.method == "baseline") & (runs.backbone == "sasrec") & (runs.group == "existing")
-                    & (runs.subset == "all") & (runs.metric == "HR") & (runs.N == 10) & runs.seed.isin([0, 1])]
-        assert b["mean"].item() == pytest.approx(want["value"].mean())
-        assert want["value"].mean() != pytest.approx(
-            runs[(runs.method == "baseline") & (runs.backbone == "sasrec") & (runs.group == "existing")
-                 & (runs.subset == "all") & (runs.metric == "HR") & (runs.N == 10)]["value"].mean())

@@ -1,4 +1,4 @@
-"""The per-seed split (tplib.data.dataset.make_split): existing/new and head/tail users (method.md, Data 5 and 7)."""
+"""The per-seed split (tplib.data.dataset.make_split): existing/new and head/tail users (docs/method.md)."""
 
 from __future__ import annotations
 

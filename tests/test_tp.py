@@ -1,4 +1,4 @@
-"""The TP trainer's meaning: the tests pin Algorithm 1 as method.md reads it."""
+"""The TP trainer's meaning: the tests pin Algorithm 1 as docs/method.md describes it."""
 
 import copy
 import itertools

@@ -1,6 +1,7 @@
-"""The Snakemake workflow: the dry run lists the paper's whole grid, a bad config stops before any job with a
+"""The Snakemake workflow: the dry run lists every study's runs, a bad config stops before any job with a
 message naming the key, a missing raw file stops before any job naming the file, and the smoke configuration
-runs end to end (slow) and leaves nothing to redo.
+runs end to end (slow), leaves nothing to redo, never retrains a finished run whose checkpoint is gone, and stops
+when a run folder holds other settings than its study asks for.
 
 Every run uses ``--snakefile <repo>/Snakefile --directory <tmp>`` so that nothing is written into the checkout.
 """
@@ -72,7 +73,8 @@ def test_config_files_are_commented_and_match_the_schema():
             if node.get("type") == "object" and "properties" in node:
                 assert node.get("additionalProperties") is False, f"{where} is not closed"
                 for name, sub in node["properties"].items():
-                    assert "description" in sub and "default" in sub, f"{where}.{name} lacks description/default"
+                    assert "description" in sub, f"{where}.{name} lacks a description"
+                    assert "default" in sub or name in node.get("required", ()), f"{where}.{name} lacks a default"
             for k, v in node.items():
                 closed(v, f"{where}.{k}")
 
@@ -108,35 +110,44 @@ def test_slurm_profile_is_valid(tmp_path):
     assert "gpu=1" in train_resources and "slurm_partition=<gpu-partition>" in train_resources
 
 
-def test_dry_run_lists_the_whole_grid(tmp_path):
+def test_dry_run_lists_every_study(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules", "--config", "download=True")
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout + res.stderr)
-    cfg = yaml.safe_load(CONFIG.read_text())
-    main = len(cfg["datasets"]) * len(cfg["backbones"]) * len(cfg["methods"]) * len(cfg["seeds"])
-    assert main == 240
-    ab = cfg["ablation"]
-    # every ablation point but the main setting (k = 2 at λ = 0.1, shared by both sweeps) is a new run
-    new_points = (len(ab["k"]) - 1) + (len(ab["lam"]) - 1)
-    ablation = len(ab["datasets"]) * len(ab["backbones"]) * len(ab["seeds"]) * new_points
-    assert ablation == 480
-    assert counts["train"] == main + ablation == 720
-    assert counts["evaluate"] == 720
+    studies = yaml.safe_load(CONFIG.read_text())["studies"]
+    per_study = {n: sum(map(len, st["cells"].values())) * len(st["variants"]) * len(st["seeds"])
+                 for n, st in studies.items()}
+    assert per_study["paper"] == 4 * 3 * 2 * 10 == 240
+    assert counts["train"] == counts["evaluate"] == sum(per_study.values())
     assert counts["download"] == counts["prepare"] == 4
     assert counts["aggregate"] == counts["report"] == counts["all"] == 1
     assert not (tmp_path / "results").exists()
 
 
+def test_a_study_is_run_by_name_and_in_parts(tmp_path):
+    args = ("-n", "--quiet", "rules", "--config", "download=True", "run=[paper]")
+    res = snakemake(tmp_path, *args, "select={datasets: [music], backbones: [sasrec], seeds: [0, 1]}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert job_counts(res.stdout + res.stderr)["train"] == 2 * 2  # two variants, two seeds
+    res = snakemake(tmp_path, "-n", "--config", "download=True", "train=False")
+    counts = job_counts(res.stdout + res.stderr)
+    assert res.returncode == 0 and "train" not in counts and counts["aggregate"] == 1, res.stdout + res.stderr
+
+
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"seeds": "x"}, r"'x' is not of type 'array'[\s\S]*instance\['seeds'\]"),
+        ({"run": "x"}, r"'x' is not of type 'array'[\s\S]*instance\['run'\]"),
         ({"seedz": [0]}, r"'seedz' was unexpected"),
-        ({"ablation": {"kk": [1]}}, r"'kk' was unexpected"),
-        ({"datasets": ["ml1m", "netflix"]}, r"'netflix' is not one of"),
+        ({"studies": {"smoke": {"protocol": {"patiense": 3}}}}, r"'patiense' was unexpected"),
+        ({"studies": {"smoke": {"cells": {"netflix": ["sasrec"]}}}}, r"'netflix' is not one of"),
         ({"overrides": {"all": {"train.lrr": 0.1}}}, r"unknown config key train\.lrr"),
         ({"overrides": {"backbones": {"caser": {"model.d": "big"}}}}, r"model\.d must be an integer"),
-        ({"overrides": {"all": {"tp.k": 3}}}, r"overrides\.all: tp\.k is set by the workflow"),
+        ({"overrides": {"all": {"train.patience": 3}}}, r"overrides\.all: train\.patience is set by the study's protocol"),
+        ({"studies": {"smoke": {"variants": {"tp": {"method": "tp", "set": {"train.max_epochs": 9}}}}}},
+         r"studies\.smoke\.variants\.tp\.set: train\.max_epochs is set by the study's protocol"),
+        ({"run": ["nosuch"]}, r"run: unknown study 'nosuch'"),
+        ({"select": {"datasets": ["music"]}}, r"select\.datasets: 'music' is in none of the studies run"),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, changes, expected):
@@ -148,15 +159,19 @@ def test_bad_config_stops_before_any_job(tmp_path, changes, expected):
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
 
 
+def one_study(name: str, cells: dict, **protocol) -> dict:
+    """A config overlay with one study (``name``, one baseline variant, seed 0) that is the only one run."""
+    rule = {"eval_every": 1, "patience": 10, "max_epochs": 2, "min_epochs": 0} | protocol
+    study = {"title": name, "about": name, "cells": cells, "seeds": [0], "protocol": rule,
+             "variants": {"baseline": {"method": "baseline"}}}
+    return {"run": [name], "studies": {name: study}, "report": {"main": name, "ablation": name}}
+
+
 def test_missing_raw_files_stop_before_any_job(tmp_path):
     (tmp_path / "empty").mkdir()
-    cfg = write_config(
-        tmp_path / "raw.yaml",
-        raw_dir=str(tmp_path / "empty"),
-        download=False,
-        datasets=["ml1m", "music", "mt-sample"],
-        ablation={"datasets": []},
-    )
+    cells = {"ml1m": ["sasrec"], "music": ["sasrec"], "mt-sample": ["sasrec"]}
+    cfg = write_config(tmp_path / "raw.yaml", raw_dir=str(tmp_path / "empty"), download=False,
+                       **one_study("raw", cells))
     res = snakemake(tmp_path, "--cores", "1", configfiles=(CONFIG, SMOKE, cfg))
     out = res.stdout + res.stderr
     assert res.returncode != 0
@@ -176,7 +191,7 @@ def test_a_newer_raw_file_does_not_redo_the_grid(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     shutil.copy(SHARED_MUSIC, raw / "Music.txt")
-    cfg = write_config(tmp_path / "music.yaml", raw_dir=str(raw), datasets=["music"], ablation={"datasets": []})
+    cfg = write_config(tmp_path / "music.yaml", raw_dir=str(raw), **one_study("music", {"music": ["sasrec"]}))
     target = "results/data/music/dataset.npz"
     res = snakemake(tmp_path, "--cores", "1", target, configfiles=(CONFIG, cfg))
     assert res.returncode == 0, res.stdout + res.stderr
@@ -190,56 +205,73 @@ def test_a_newer_raw_file_does_not_redo_the_grid(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _has_report_command() -> bool:
-    from tplib.cli import build_parser
+SMOKE_RUN_FILES = ("config.json", "run.json", "model.pt", "train_log.csv", "train_summary.json", "benchmark.tsv",
+                   "metrics.json", "ranks.csv.gz", "evaluate_config.json")
 
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return "report" in sub.choices
+
+def smoke_runs() -> list[str]:
+    studies = yaml.safe_load(SMOKE.read_text())["studies"]
+    return [f"{n}/{d}/{b}/{v}/seed{seed}" for n, st in studies.items() for d, bbs in st["cells"].items()
+            for b in bbs for v in st["variants"] for seed in st["seeds"]]
 
 
 @pytest.mark.slow
 def test_smoke_run_end_to_end(tmp_path):
-    """The whole DAG of config/smoke.yaml on two cores; then nothing is left to do."""
-    until = [] if _has_report_command() else ["aggregate"]  # target: everything but the report (`tp report`
-    # is written separately; until it exists, the report rule is left out)
-    # its duration (the issue's budget: 10 minutes on 2 cores) is in the test command's --durations report
-    res = snakemake(tmp_path, "--cores", "2", *until, configfiles=(CONFIG, SMOKE), timeout=900)
+    """The whole DAG of config/smoke.yaml on two cores; then nothing is left to do, even once the checkpoints are
+    gone and the data prepared again (a committed run is finished); a changed study setting stops the workflow."""
+    # its duration (budget: 10 minutes on 2 cores) is in the test command's --durations report
+    res = snakemake(tmp_path, "--cores", "2", configfiles=(CONFIG, SMOKE), timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
 
-    smoke = yaml.safe_load(SMOKE.read_text())
-    specs = ["baseline", "tp/k2_lam0.1", "tp/k1_lam0.1", "tp/k2_lam0"]
-    runs = [f"mt-sample/{b}/{s}/seed{seed}" for b in smoke["backbones"] for s in specs for seed in smoke["seeds"]]
-    assert len(runs) == 24
+    runs = smoke_runs()
+    assert len(runs) == 3 * 2 * 2 + 1 * 4 * 2 == 20
     for f in ("dataset.npz", "stats.json"):
         assert (tmp_path / "results" / "data" / "mt-sample" / f).is_file()
-    files = ("config.json", "model.pt", "train_log.csv", "train_summary.json", "metrics.json", "ranks.csv",
-             "evaluate_config.json")  # fmt: skip
     for run in runs:
         # exactly the declared outputs of train and evaluate: no job writes anything else into a run folder
-        assert sorted(p.name for p in (tmp_path / "results" / "runs" / run).iterdir()) == sorted(files), run
+        assert sorted(p.name for p in (tmp_path / "results" / "runs" / run).iterdir()) == sorted(SMOKE_RUN_FILES), run
         assert (tmp_path / "logs" / "train" / f"{run}.log").is_file()
         assert (tmp_path / "logs" / "evaluate" / f"{run}.log").is_file()
-        assert (tmp_path / "results" / "benchmarks" / "train" / f"{run}.tsv").is_file()
+        assert yaml.safe_load((tmp_path / "results" / "runs" / run / "run.json").read_text())["study"] == run.split("/")[0]
     made = {str(p.parent.relative_to(tmp_path / "results" / "runs")) for p in tmp_path.glob("results/runs/**/model.pt")}
     assert made == set(runs)  # nothing more, nothing less
     agg = tmp_path / "results" / "aggregate"
     tidy = pd.read_csv(agg / "runs.csv")
-    assert len(tidy) == 24 * 2 * 3 * 2 * 5
+    assert len(tidy) == 20 * 2 * 3 * 2 * 5
+    assert {"study", "variant", "eval_every", "patience", "max_epochs", "min_epochs", "k", "lam", "alpha", "beta",
+            "P"} <= set(tidy.columns)
+    assert set(tidy.loc[tidy["study"] == "smoke-ablation", "max_epochs"]) == {2}
     summary = pd.read_csv(agg / "summary.csv")
-    tp_main = summary[(summary["method"] == "tp") & (summary["k"] == 2) & (summary["lam"] == 0.1)]
-    assert (tp_main["n_pairs"] == 2).all()
-    assert len(pd.read_csv(agg / "costs.csv")) == 24
-    assert pd.read_csv(agg / "costs.csv")["seconds"].notna().all()
+    tp = summary[summary["method"] == "tp"]
+    assert (tp["n_pairs"] == 2).all() and set(tp["control"]) == {"baseline"}
+    costs = pd.read_csv(agg / "costs.csv")
+    assert len(costs) == 20 and costs["seconds"].notna().all()
     assert set(pd.read_csv(agg / "diagnostics.csv")["method"]) == {"baseline", "tp"}
     assert list(pd.read_csv(agg / "stats.csv")["dataset"]) == ["mt-sample"]
-    assert yaml.safe_load((agg / "config.yaml").read_text())["datasets"] == ["mt-sample"]  # the effective config
-    if not until:
-        assert (tmp_path / "report" / "report.html").stat().st_size > 0
-        assert any((tmp_path / "results" / "figures").glob("*.png"))
+    assert set(yaml.safe_load((agg / "config.yaml").read_text())["studies"]) == {"smoke", "smoke-ablation"}
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "smoke-ablation" in html and any((tmp_path / "results" / "figures").glob("*.png"))
 
-    again = snakemake(tmp_path, "-n", *until, configfiles=(CONFIG, SMOKE))
+    again = snakemake(tmp_path, "-n", configfiles=(CONFIG, SMOKE))
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr
+
+    # As after a clone: no checkpoints (never committed), no Snakemake metadata, data prepared anew (newer files)
+    for p in tmp_path.glob("results/runs/**/model.pt"):
+        p.unlink()
+    shutil.rmtree(tmp_path / ".snakemake")
+    time.sleep(1.1)
+    for p in (tmp_path / "results" / "data" / "mt-sample").iterdir():
+        p.touch()
+    clone = snakemake(tmp_path, "-n", configfiles=(CONFIG, SMOKE))
+    counts = job_counts(clone.stdout + clone.stderr) if "Job stats" in clone.stdout + clone.stderr else {}
+    assert clone.returncode == 0 and "train" not in counts and "evaluate" not in counts, clone.stdout + clone.stderr
+
+    # A study setting changed after its runs finished: the workflow stops and names the folders
+    changed = write_config(tmp_path / "changed.yaml", studies={"smoke": {"variants": {"tp": {"method": "tp", "set": {"tp.lam": 1}}}}})
+    res = snakemake(tmp_path, "-n", configfiles=(CONFIG, SMOKE, changed))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "results/runs/smoke/mt-sample/gru4rec/tp/seed0: tp.lam: 0.1 -> 1.0" in out, out
 
 
 @pytest.mark.slow
@@ -250,13 +282,9 @@ def test_a_killed_training_job_resumes_when_the_workflow_restarts(tmp_path):
     import os
     import signal
 
-    cfg = write_config(
-        tmp_path / "long.yaml",
-        backbones=["sasrec"], methods=["baseline"], seeds=[0], ablation={"datasets": []},
-        overrides={"all": {"train.max_epochs": 40, "train.eval_every": 1, "train.patience": 40,
-                           "train.progress": False}},
-    )  # fmt: skip
-    run = tmp_path / "results" / "runs" / "mt-sample" / "sasrec" / "baseline" / "seed0"
+    cfg = write_config(tmp_path / "long.yaml",
+                       **one_study("long", {"mt-sample": ["sasrec"]}, max_epochs=40, patience=40))
+    run = tmp_path / "results" / "runs" / "long" / "mt-sample" / "sasrec" / "baseline" / "seed0"
     target = str(run.relative_to(tmp_path) / "train_summary.json")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(CONFIG), str(SMOKE), str(cfg), "--cores", "1", "--", target]  # fmt: skip
@@ -273,7 +301,7 @@ def test_a_killed_training_job_resumes_when_the_workflow_restarts(tmp_path):
     seen = (run / "resume.pt").exists(), proc.poll(), time.time() > deadline
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: to the whole process group, the job's `tp train` included
     rc = proc.wait(timeout=60)
-    train_log = tmp_path / "logs" / "train" / "mt-sample" / "sasrec" / "baseline" / "seed0.log"
+    train_log = tmp_path / "logs" / "train" / "long" / "mt-sample" / "sasrec" / "baseline" / "seed0.log"
     why = f"(resume.pt seen, rc before SIGINT, deadline passed) = {seen}\n" + out.read_text()[-3000:] + (
         train_log.read_text()[-2000:] if train_log.exists() else "")
     assert rc != 0, why  # interrupted, not finished
@@ -282,19 +310,20 @@ def test_a_killed_training_job_resumes_when_the_workflow_restarts(tmp_path):
     # the very same command again (the config must not change for the run to resume)
     res = snakemake(tmp_path, "--cores", "1", "--", target, configfiles=(CONFIG, SMOKE, cfg), timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-    log = (tmp_path / "logs" / "train" / "mt-sample" / "sasrec" / "baseline" / "seed0.log").read_text()
+    log = train_log.read_text()
     assert "resuming from" in log
     summary = yaml.safe_load((run / "train_summary.json").read_text())
     assert len(summary["resumed_at_epochs"]) == 1 and 1 <= summary["resumed_at_epochs"][0] < 40
     assert summary["epochs_run"] == 40
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "model.pt", "train_log.csv", "train_summary.json"]
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["benchmark.tsv", "config.json", "model.pt", "run.json", "train_log.csv", "train_summary.json"])
 
 
 def test_results_made_outside_the_workflow_do_not_hide_missing_runs(tmp_path):
     """Snakemake (7.7 and later) treats a missing input of an existing, up-to-date output as a deleted intermediate
-    and does not rebuild it. This repository commits results/aggregate and the report, which tp aggregate writes
-    outside Snakemake (no metadata), so once the data are prepared, a run the config asks for but no folder holds
-    would be skipped. The default target therefore asks for every run's metrics.json itself."""
+    and does not rebuild it. This repository commits results/aggregate and the report, so after a clone they
+    exist without Snakemake's metadata, and a run the config asks for but no folder holds would be skipped. The
+    default target therefore asks for every run's metrics.json itself."""
     for f in ("dataset.npz", "stats.json"):
         p = tmp_path / "results" / "data" / "mt-sample" / f
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -311,5 +340,5 @@ def test_results_made_outside_the_workflow_do_not_hide_missing_runs(tmp_path):
     res = snakemake(tmp_path, "-n", configfiles=(CONFIG, SMOKE))
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout + res.stderr)
-    assert counts["train"] == counts["evaluate"] == 24, counts
+    assert counts["train"] == counts["evaluate"] == len(smoke_runs()) == 20, counts
     assert counts["aggregate"] == counts["report"] == 1, counts

@@ -5,7 +5,7 @@
     tp evaluate --data DIR --run RUN --out metrics.json
     tp fetch    --dataset NAME --resources DIR
     tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] --out DIR
-    tp report   --aggregate DIR --out report/report.html [--figures DIR]
+    tp report   --aggregate DIR --out report/report.html [--figures DIR] [--readme README.md]
 
 Each subcommand parses its arguments and calls one library function. Bad input stops with one line on stderr
 (``tp: error: ...``) and exit status 2; nothing that looks complete is left behind.
@@ -100,7 +100,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from tplib.report import render_report
 
-    print(render_report(Path(args.aggregate), Path(args.out), figures_dir=Path(args.figures)))
+    print(render_report(Path(args.aggregate), Path(args.out), figures_dir=Path(args.figures), readme=args.readme))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the folder the workflow's aggregate rule wrote (runs/summary/costs/...csv, config.yaml)")
     pr.add_argument("--out", required=True, help="the HTML file, e.g. report/report.html (self-contained)")
     pr.add_argument("--figures", default="results/figures", help="where the figures go as PNG and PDF")
+    pr.add_argument("--readme", help="a README whose results block is rewritten from the same tables")
     pr.set_defaults(func=_cmd_report)
     return p
 

@@ -4,7 +4,7 @@ Every run is described by one :class:`RunConfig`, built from a plain dict (defau
 per-dataset defaults, then the user's ``--set key=value`` overrides). An unknown key anywhere raises
 :class:`ConfigError` naming the key; values are type-checked and range-checked.
 
-Defaults follow each backbone's authors (see ``../shared/design/method.md`` and the README):
+Defaults follow each backbone's authors (see ``docs/method.md``):
 
 - SASRec (Kang & McAuley 2018; kang205/SASRec): d = 50, 2 blocks, 1 head, dropout 0.2 on ML-1M and 0.5 on
   sparse data, max length 200 on ML-1M and 50 elsewhere, Adam lr 1e-3, betas (0.9, 0.98), batch 128.
@@ -81,10 +81,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TPConfig:
-    """The TP trainer (paper Algorithm 1, read as in method.md)."""
+    """The TP trainer (paper Algorithm 1, read as in docs/method.md)."""
 
     k: int = 2  # inner updates per outer step
-    alpha: float = 0.1  # inner plain-SGD learning rate (chosen on validation: results/tuning/README.md)
+    alpha: float = 0.1  # inner plain-SGD learning rate (chosen on validation: the `alpha` study)
     beta: float = 1e-3  # outer Adam learning rate
     lam: float = 0.1  # adversarial weight lambda (0 switches the discriminator's influence off)
     P: int = 1  # parallel inner chains averaged per outer step (1 = the paper's algorithm)

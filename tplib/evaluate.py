@@ -1,4 +1,4 @@
-"""Full-ranking evaluation by user group (method.md, "Evaluation").
+"""Full-ranking evaluation by user group (docs/method.md).
 
 Every user's target is ranked against ALL items (column 0, the padding item, is never a candidate). With
 ``mask_seen`` the items of the user's whole input history are removed from the candidates (the target never is).

@@ -36,7 +36,7 @@ class StudyError(ValueError):
 
 
 def studies_to_run(config: dict[str, Any]) -> list[str]:
-    """The studies ``config`` runs: its ``run`` list, else every declared study."""
+    """The studies ``config`` runs: its ``run`` list, else (absent or empty) every declared study."""
     declared = config.get("studies") or {}
     names = list(config.get("run") or declared)
     unknown = [n for n in names if n not in declared]

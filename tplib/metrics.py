@@ -1,4 +1,4 @@
-"""Ranking metrics from full-ranking ranks (method.md, "Evaluation").
+"""Ranking metrics from full-ranking ranks (docs/method.md).
 
 A rank is 1 + the number of candidate items (other than the target) whose score is >= the target's score:
 ties count against the target, so a model that scores everything equally ranks every target last.

@@ -7,7 +7,7 @@ A prepared dataset is a folder with
   and ``item_ids`` (n_items+1,) with the raw ids (``item_ids[0] == ""``);
 - ``stats.json``: the Table 2 statistics (``users``, ``items``, ``interactions``, ...) and provenance.
 
-Protocol (method.md, "Data" 5–7): per seed, 20% of the users are new (never trained on, evaluated on their last
+Protocol (docs/method.md): per seed, 20% of the users are new (never trained on, evaluated on their last
 item), 80% existing (last item = test, second-to-last = validation, rest = training). Inside each group the 20%
 of users with the most interactions are head users; ties are broken by user index (lower index first), so the
 split is a pure function of the data and the seed.

@@ -1,4 +1,4 @@
-"""From raw records to a :class:`~tplib.data.dataset.SeqDataset` (method.md, "Data" 1–4).
+"""From raw records to a :class:`~tplib.data.dataset.SeqDataset` (docs/method.md).
 
 1. Every rating or review, whatever its value, is one implicit interaction (duplicates are kept and counted).
 2. Each user's interactions are ordered by a **stable** sort on the timestamp: ties keep file order. A format

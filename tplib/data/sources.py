@@ -2,7 +2,7 @@
 
 Each dataset of the paper has one :class:`Source` in :data:`SOURCES`. A source knows the raw file's name, where
 to find it inside a folder such as ``../shared/data`` (:func:`resolve_raw`), where to download it from, its
-sha256, how to read it and the paper's filter for it (``item_min``/``user_min``; see method.md, "Data" 3).
+sha256, how to read it and the paper's filter for it (``item_min``/``user_min``; see docs/method.md).
 
 Every reader returns a :class:`pandas.DataFrame` in **file order** with the columns
 

@@ -34,8 +34,7 @@ DATASET_LABEL = {"music": "Music", "game": "Game", "ml1m": "ML1M", "movietweetin
 BACKBONE_LABEL = {"gru4rec": "GRU4Rec", "caser": "Caser", "sasrec": "SASRec"}
 METHOD_LABEL = {"baseline": "baseline", "tp": "TP"}
 
-#: Why a dataset's reproduced statistics may differ from the paper's Table 2 (method.md, "Data" 3, and
-#: tplib/data/sources.py). The report adds the measured differences next to these.
+#: Why a dataset's reproduced statistics may differ from the paper's Table 2 (docs/method.md). The report adds the measured differences next to these.
 DATASET_NOTES = {
     "ml1m": (
         "The paper's Table 2 prints ML1M unfiltered: 3,706 items and 1,000,209 interactions are the raw "

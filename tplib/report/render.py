@@ -86,6 +86,8 @@ def build_context(agg: Aggregate, figures_dir: Path, repo: Path | None = None) -
         "data": P.data_provenance(agg.stats),
         "costs": T.costs_rows(agg.costs),
         "label": label,
+        "datasets": datasets,
+        "backbones": backbones,
     }
 
 
@@ -99,11 +101,22 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_report(aggregate_dir: str | Path, out: str | Path, *, figures_dir: str | Path = "results/figures") -> Path:
+def render_report(
+    aggregate_dir: str | Path, out: str | Path, *, figures_dir: str | Path = "results/figures",
+    readme: str | Path | None = None,
+) -> Path:
     """Render the report of the tables in ``aggregate_dir`` to ``out`` (one HTML file, written atomically); the
-    figures also go to ``figures_dir`` as PNG and PDF. Returns ``out``."""
+    figures also go to ``figures_dir`` as PNG and PDF. ``readme``: a README whose results block
+    (:func:`tplib.report.tables.readme_block`) is rewritten from the same tables. Returns ``out``."""
     agg = load_aggregate(aggregate_dir)
-    html = _environment().get_template("report.html.j2").render(**build_context(agg, Path(figures_dir)))
-    out = Path(out)
-    atomic_write_text(out, html)
-    return out
+    ctx = build_context(agg, Path(figures_dir))
+    atomic_write_text(Path(out), _environment().get_template("report.html.j2").render(**ctx))
+    if readme is not None:
+        path = Path(readme)
+        if not path.is_file():
+            raise DataError(f"{path}: not found; --readme names the README whose results block is rewritten")
+        text = path.read_text(encoding="utf-8")
+        new = T.replace_readme_block(text, T.readme_block(agg, ctx["datasets"], ctx["backbones"]))
+        if new != text:
+            atomic_write_text(path, new)
+    return Path(out)

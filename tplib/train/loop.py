@@ -13,7 +13,7 @@ A run folder receives (each written atomically):
 While a run is in progress the folder also holds ``resume.pt``, rewritten (atomically) after every validation:
 the model, the method's optimiser(s) and discriminator, every random generator's state, the best checkpoint so far
 and the log rows. Training the same config into the same folder again continues from it, and the finished run is
-the one an uninterrupted run gives, bit for bit (a test proves it), so a run killed by a session limit, a cluster's
+the one an uninterrupted run gives, bit for bit (a test proves it), so a run killed by a job's time limit, a cluster's
 time limit or Ctrl-C loses at most the epochs since its last validation. A ``resume.pt`` from another config is
 ignored (and replaced). It is deleted once ``train_summary.json`` is written.
 """

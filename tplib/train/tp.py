@@ -1,5 +1,5 @@
 """The TP update rule: gradient alignment (Reptile-style inner/outer updates across users) plus adversarial
-head/tail training (paper §3.2–3.4, Algorithm 1), as read in ``shared/design/method.md``.
+head/tail training (paper §3.2–3.4, Algorithm 1), as described in ``docs/method.md``.
 
 Per outer step, with the sign slips of the printed Eq. 6 and Algorithm 1 fixed::
 
@@ -332,9 +332,9 @@ class TPUpdater:
         short history to the longest one's size; one group per distinct size runs many small passes, each with
         a fixed cost. So the chains, sorted by size × length, are cut into the contiguous groups that minimise
         Σ_group (``per_group`` + chains × the largest size × length), by dynamic programming over the distinct
-        values. ``per_group`` (:data:`GROUP_COST`, in padded row-columns) was measured on a 2-core CPU (session
-        15: 1,500 made Caser's and SASRec's Game epochs 8–18% shorter than fixed power-of-4 buckets; session 16,
-        with groups chosen per inner step: 750 makes SASRec's and GRU4Rec's Game outer steps 4–10% shorter than
+        values. ``per_group`` (:data:`GROUP_COST`, in padded row-columns) was measured on a 2-core CPU (1,500 made
+        Caser's and SASRec's Game epochs 8–18% shorter than fixed power-of-4 buckets; with groups chosen per inner
+        step, 750 makes SASRec's and GRU4Rec's Game outer steps 4–10% shorter than
         1,500 and leaves Caser's as they were, paired A/B runs of benchmarks/ab_swap.py).
         Grouping changes nothing in the arithmetic: the chains are independent, and their deltas are summed
         either way (only the dropout masks, drawn per group, differ)."""

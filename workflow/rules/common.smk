@@ -35,7 +35,12 @@ MANAGED_KEYS = {
     "train.device": "the top-level `device` key",
     "train.threads": "the rule's threads (profiles: set-threads)",
 }
-RUN_FILES = ("config.json", "train_log.csv", "train_summary.json", "metrics.json")  # what a finished run holds
+RUN_FILES = (
+    "config.json",
+    "train_log.csv",
+    "train_summary.json",
+    "metrics.json",
+)  # what a finished run holds
 
 # ---------------------------------------------------------------------------------------------------------
 # The runs (tplib.grid: the same list benchmarks/grid_cost.py prices)
@@ -48,10 +53,15 @@ def all_runs():
 
 def finished_runs():
     """Every finished run of the studies in `run` (its metrics.json is there), selected or not: the aggregate
-    covers them all, so a study can be run part by part (and runs copied in from another machine join)."""
+    covers them all, so a study can be run part by part (and runs copied in from another machine join).
+    """
     runs = []
     for name in grid.studies_to_run(config):
-        runs += [r for r in grid.study_runs(config, name) if Path(run_dir(r), "metrics.json").is_file()]
+        runs += [
+            r
+            for r in grid.study_runs(config, name)
+            if Path(run_dir(r), "metrics.json").is_file()
+        ]
     return runs
 
 
@@ -61,15 +71,33 @@ def aggregated_runs():
 
 def study_datasets():
     """Every dataset the studies in `run` declare: Table 2 shows them all, run or not."""
-    return list(dict.fromkeys(d for n in grid.studies_to_run(config) for d in config["studies"][n]["cells"]))
+    return list(
+        dict.fromkeys(
+            d
+            for n in grid.studies_to_run(config)
+            for d in config["studies"][n]["cells"]
+        )
+    )
 
 
 def studies_config():
     """The studies as configured, for the report: those in `run` and the two the report's Table 3 and Figures 6-7
-    read (shown as not run where they are not in `run`), and the shared overrides; no run-time keys."""
-    names = list(dict.fromkeys([*grid.studies_to_run(config), config["report"]["main"], config["report"]["ablation"]]))
-    return {"studies": {n: config["studies"][n] for n in names}, "report": config["report"],
-            "overrides": config["overrides"]}
+    read (shown as not run where they are not in `run`), and the shared overrides; no run-time keys.
+    """
+    names = list(
+        dict.fromkeys(
+            [
+                *grid.studies_to_run(config),
+                config["report"]["main"],
+                config["report"]["ablation"],
+            ]
+        )
+    )
+    return {
+        "studies": {n: config["studies"][n] for n in names},
+        "report": config["report"],
+        "overrides": config["overrides"],
+    }
 
 
 def run_files(name, runs=None):
@@ -82,7 +110,13 @@ def dataset_files(name, datasets):
 
 
 def run_of(wildcards):
-    return grid.Run(wildcards.study, wildcards.dataset, wildcards.backbone, wildcards.variant, int(wildcards.seed))
+    return grid.Run(
+        wildcards.study,
+        wildcards.dataset,
+        wildcards.backbone,
+        wildcards.variant,
+        int(wildcards.seed),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,9 +146,16 @@ def check_studies():
     now (two runs with different settings never share a folder)."""
     problems = grid.check_studies(config, MANAGED_KEYS)
     if problems:
-        raise WorkflowError("bad studies or hyperparameters in the config:\n  " + "\n  ".join(problems))
-    if config["report"]["main"] not in config["studies"] or config["report"]["ablation"] not in config["studies"]:
-        raise WorkflowError(f"report: {config['report']} names a study the config does not declare")
+        raise WorkflowError(
+            "bad studies or hyperparameters in the config:\n  " + "\n  ".join(problems)
+        )
+    if (
+        config["report"]["main"] not in config["studies"]
+        or config["report"]["ablation"] not in config["studies"]
+    ):
+        raise WorkflowError(
+            f"report: {config['report']} names a study the config does not declare"
+        )
     stale = []
     for r in aggregated_runs():
         recorded = Path(run_dir(r), "config.json")

@@ -21,7 +21,7 @@ rule evaluate:
         gpu=DEVICE_GPUS,
     params:
         device=config["device"],
-        run=RUN,
+        run=lambda wildcards, input: Path(input.summary).parent,
     shell:
         "OMP_NUM_THREADS={threads} tp evaluate --data results/data/{wildcards.dataset} --run {params.run}"
         " --out {output.metrics} --set train.device={params.device} > {log} 2>&1"

@@ -1,5 +1,6 @@
 # The project's HTML report from the aggregated tables only (tp report; never models or checkpoints), with its
-# figures as PNG and PDF in results/figures/.
+# figures as PNG and PDF in results/figures/; and the results block of the README named by `readme` (if any),
+# rewritten from the same tables.
 
 
 rule report:
@@ -17,5 +18,8 @@ rule report:
         "logs/report/report.log",
     conda:
         "../../environment.yml"
+    params:
+        readme=f"--readme {shlex.quote(config['readme'])}" if config["readme"] else "",
     shell:
-        "tp report --aggregate results/aggregate --out {output.html} --figures {output.figures} > {log} 2>&1"
+        "tp report --aggregate results/aggregate --out {output.html} --figures {output.figures}"
+        " {params.readme} > {log} 2>&1"

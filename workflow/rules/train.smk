@@ -31,7 +31,7 @@ rule train:
     params:
         method=run_method,
         sets=train_sets,
-        out=RUN,
+        out=lambda wildcards, output: Path(output.config).parent,
     shell:
         "OMP_NUM_THREADS={threads} tp train --data results/data/{wildcards.dataset}"
         " --backbone {wildcards.backbone} --method {params.method} --seed {wildcards.seed}"
