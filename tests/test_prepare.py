@@ -60,6 +60,17 @@ def test_generic_without_time_keeps_file_order(tmp_path):
     assert ds.name == "mine" and seqs(ds) == {"a": ["y"], "b": ["z", "x"]}
 
 
+def test_cli_sep_backslash_t_is_a_tab(tmp_path):
+    """`tp prepare --sep '\t'` passes backslash and t; it means a tab, as in every other tool."""
+    from tplib.cli import main
+
+    f = write(tmp_path / "x.tsv", "who\twhat\nb\tz\na\ty\nb\tx\n")
+    args = ["prepare", "--dataset", "generic", "--raw", str(f), "--out", str(tmp_path / "out"), "--sep", "\\t",
+            "--user-col", "who", "--item-col", "what", "--item-min", "0", "--user-min", "0", "--name", "tabs"]
+    assert main(args) == 0
+    assert seqs(SeqDataset.load(tmp_path / "out")) == {"a": ["y"], "b": ["z", "x"]}
+
+
 # ----------------------------------------------------------------------------------------------- filter
 
 # item_min = 2, user_min = 2. Items: a 2, b 3, c 1, x 3 -> c dropped; then u2 has 1 row -> dropped. One pass:

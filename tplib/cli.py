@@ -24,10 +24,18 @@ from tplib.config import BACKBONES, METHODS, ConfigError
 log = logging.getLogger("tplib")
 
 
+def unescape_sep(text: str) -> str:
+    """A separator as typed on a command line: ``\\t`` (backslash, t: what `--sep '\\t'` passes) is a tab, and so on
+    for the other C escapes; a literal separator is taken as it is."""
+    return {"\\t": "\t", "\\n": "\n", "\\r": "\r", "\\0": "\0", "\\\\": "\\"}.get(text, text)
+
+
 def _cmd_prepare(args: argparse.Namespace) -> None:
     from tplib.data.prepare import prepare
 
     generic = {k: getattr(args, k) for k in ("sep", "user_col", "item_col", "time_col", "name")}
+    if generic["sep"] is not None:
+        generic["sep"] = unescape_sep(generic["sep"])
     ds = prepare(
         args.dataset,
         Path(args.raw) if args.raw else None,
@@ -120,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--kcore", action="store_true", help="repeat the two cuts until nothing changes")
     g = pp.add_argument_group("generic delimited files (--dataset generic)")
     g.add_argument("--name", help="dataset name recorded in stats.json")
-    g.add_argument("--sep", help="field separator (default ',')")
+    g.add_argument("--sep", help="field separator (default ','); '\\t' is a tab")
     g.add_argument("--user-col", help="user column name")
     g.add_argument("--item-col", help="item column name")
     g.add_argument("--time-col", help="time column name; without it, file order is time order")

@@ -665,7 +665,7 @@ def readme_block(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[st
             "new users: TP vs baseline", "p", "verdict"]
     lines = [
         README_START,
-        f"Study `{main}` ({st.get('title', main)}): {len(costs)} of {declared} runs finished. Both methods: "
+        f"Study `{main}` — {st.get('title', main)}: {len(costs)} of {declared} runs finished. Both methods: "
         f"{protocol_words(st['protocol'])}. Existing users' HR@10 over the {n} cells: {counts}. "
         "Mean over seeds; TP vs baseline: the mean paired difference relative to the baseline; p: paired t-test "
         "across seeds.",

@@ -1,0 +1,53 @@
+"""The committed results are the workflow's own output: the README's results block is what the committed aggregate
+gives, the committed report was built from committed inputs, and every committed run folder is a complete run of
+a declared study whose recorded settings are the ones its study asks for. (`.ci/run` also rebuilds the aggregate
+and the report with `make report` and checks that nothing changes.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tplib.grid import Run, config_conflicts, run_config
+from tplib.report.load import load_aggregate
+from tplib.report.paper import PAPER_BACKBONES, PAPER_DATASETS
+from tplib.report.tables import README_END, README_START, readme_block
+
+ROOT = Path(__file__).resolve().parents[1]
+AGG = ROOT / "results" / "aggregate"
+RUNS = ROOT / "results" / "runs"
+SMALL_FILES = {"config.json", "run.json", "train_log.csv", "train_summary.json", "benchmark.tsv", "metrics.json",
+               "ranks.csv.gz", "evaluate_config.json"}
+
+
+def test_readme_results_block_equals_the_committed_aggregate():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index(README_START) : text.index(README_END) + len(README_END)]
+    assert block == readme_block(load_aggregate(AGG), PAPER_DATASETS, PAPER_BACKBONES)
+
+
+def test_committed_report_was_built_from_committed_inputs():
+    html = (ROOT / "report" / "report.html").read_text(encoding="utf-8")
+    assert "Built from" in html and "uncommitted changes" not in html
+
+
+def committed_runs() -> list[Path]:
+    return sorted(p.parent for p in RUNS.glob("*/*/*/*/seed*/metrics.json"))
+
+
+@pytest.mark.skipif(not committed_runs(), reason="no run is committed under results/runs yet")
+def test_every_committed_run_is_a_complete_run_of_its_study():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    agg = load_aggregate(AGG)
+    for run in committed_runs():
+        study, dataset, backbone, variant, seed = run.relative_to(RUNS).parts
+        assert {p.name for p in run.iterdir()} == SMALL_FILES, run  # no checkpoint, nothing missing
+        assert json.loads((run / "run.json").read_text()) == {"study": study, "variant": variant}
+        r = Run(study, dataset, backbone, variant, int(seed.removeprefix("seed")))
+        recorded = json.loads((run / "config.json").read_text())
+        assert config_conflicts(recorded, run_config(config, r).to_dict()) == [], run
+        listed = agg.costs[(agg.costs["run"] == str(run.relative_to(ROOT)))]
+        assert len(listed) == 1, f"{run} is not in results/aggregate/costs.csv: run `make report`"
