@@ -16,7 +16,15 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from tplib.aggregate import aggregate, load_run, paired_test, read_runs_list, summarise, tidy_metrics, varied_settings
+from tplib.aggregate import (
+    aggregate,
+    load_run,
+    paired_test,
+    read_runs_list,
+    summarise,
+    tidy_metrics,
+    varied_settings,
+)
 from tplib.cli import main
 from tplib.config import build_config, parse_sets
 from tplib.data.dataset import DataError
@@ -207,7 +215,7 @@ def test_tidy_rows_and_columns(grid, tmp_path):
 def test_a_run_without_run_json_is_its_methods_variant_in_no_study(tmp_path):
     """A run made by hand (`tp train` without --study/--variant): study "", variant = method; it pairs with the
     unlabelled baseline of its protocol, never with a study's."""
-    hand = [fake_run(tmp_path, method=m, seed=s, label=False, folder=f"hand/{m}{s}")
+    hand = [fake_run(tmp_path, study="", method=m, seed=s, label=False, folder=f"hand/{m}{s}")
             for m in ("baseline", "tp") for s in range(3)]
     study_base = [fake_run(tmp_path, seed=s) for s in range(3)]
     half = fake_run(tmp_path, study="x", method="tp", variant="tp", seed=0, label={"study": "x"})
@@ -227,6 +235,16 @@ def test_a_run_without_run_json_is_its_methods_variant_in_no_study(tmp_path):
     assert set(back["study"]) == {"", "s", "x"}
 
 
+
+def test_runs_made_by_hand_with_other_settings_are_other_cells(tmp_path):
+    """Two TP runs without run.json (both variant "tp") at k 1 and k 2 are two cells, never one average."""
+    runs = [fake_run(tmp_path, study="", method="tp", seed=s, sets={"tp.k": k}, label=False, folder=f"h/k{k}s{s}")
+            for k in (1, 2) for s in (0, 1)]
+    summary = aggregate(runs, tmp_path / "agg")["summary"]
+    cells = _row(summary, metric="HR", N=10, group="existing", subset="all")
+    assert sorted(cells["k"].tolist()) == [1, 2] and (cells["n"] == 2).all()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Summaries and paired tests
 
@@ -239,7 +257,8 @@ def test_summary_by_hand_and_paired_tests_match_scipy(grid, tmp_path):
         "k", "lam", "alpha", "beta", "P", *METRIC_COLUMNS, "mean", "std", "n", "control", "n_pairs", "base_mean",
         "diff_mean", "rel_improvement", "p_ttest", "p_wilcoxon"]
     assert len(summary) == 4 * 2 * 3 * 2 * len(NS)  # cells: s baseline, s tp, s tp-k1, solo tp
-    sel = dict(study="s", dataset="mt-sample", backbone="sasrec", group="existing", subset="all", metric="HR", N=10)
+    sel = {"study": "s", "dataset": "mt-sample", "backbone": "sasrec", "group": "existing", "subset": "all",
+           "metric": "HR", "N": 10}
     base_vals = [_metric(runs[2 * s], "existing", "all", "HR@10") for s in range(5)]
     tp_vals = [_metric(runs[2 * s + 1], "existing", "all", "HR@10") for s in range(5)]
     b = _row(summary, variant="baseline", **sel)

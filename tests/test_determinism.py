@@ -1,14 +1,19 @@
 """One seed fixes everything: the same seed on the same device gives the same numbers."""
 
+import gzip
+import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from tplib.cli import main
 from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset
+from tplib.evaluate import metrics_by_group
+from tplib.grid import Run, config_conflicts, run_config, run_sets
 from tplib.run import evaluate_run
 from tplib.train.loop import fit
 
@@ -45,10 +50,31 @@ def test_same_seed_same_numbers(tmp_path, backbone, method, extra, device):
     m2, log2 = run(tmp_path, "b", backbone, method, 3, ds, device, extra)
     assert m1 == m2
     assert [r[1] for r in log1] == [r[1] for r in log2]  # the per-epoch training loss, to the last digit
-    ranks_a = (tmp_path / "a" / "ranks.csv").read_text()
-    assert ranks_a == (tmp_path / "b" / "ranks.csv").read_text()
-    m3, log3 = run(tmp_path, "c", backbone, method, 4, ds, device, extra)
+    # the test ranks, gzipped without a time stamp: the same ranks give the same bytes
+    packed = (tmp_path / "a" / "ranks.csv.gz").read_bytes()
+    assert packed == (tmp_path / "b" / "ranks.csv.gz").read_bytes()
+    assert packed[:2] == b"\x1f\x8b" and packed[4:8] == b"\0\0\0\0"  # gzip, mtime 0
+    assert not (tmp_path / "a" / "ranks.csv").exists()
+    ranks = pd.read_csv(io.BytesIO(gzip.decompress(packed)))
+    assert list(ranks.columns) == ["user", "user_id", "group", "head", "rank"] and len(ranks) == ds.n_users
+    assert metrics_by_group(ranks, (1, 5, 10, 15, 20)) == m1  # metrics.json is computed from these ranks
+    _, log3 = run(tmp_path, "c", backbone, method, 4, ds, device, extra)
     assert [r[1] for r in log1] != [r[1] for r in log3]  # another seed: another run
+
+
+# A study as the workflow runs it: `tp train --study --variant` with tplib.grid's --set list, as train.smk calls it.
+STUDY_CONFIG = {
+    "studies": {
+        "e2e": {
+            "title": "End to end", "about": "One tiny Caser run.",
+            "cells": {"mt-sample": ["caser"]},
+            "seeds": [1],
+            "protocol": {"eval_every": 1, "patience": 10, "max_epochs": 2, "min_epochs": 0},
+            "variants": {"small": {"method": "baseline", "set": {"model.d": 16}}},
+        }
+    },
+    "overrides": {"all": {"train.progress": False}},
+}
 
 
 def test_cli_train_and_evaluate_end_to_end(tmp_path, capsys):
@@ -56,20 +82,62 @@ def test_cli_train_and_evaluate_end_to_end(tmp_path, capsys):
     assert main(["prepare", "--dataset", "mt-sample", "--out", str(data)]) == 0
     stats = json.loads((data / "stats.json").read_text())
     assert (stats["users"], stats["items"], stats["interactions"]) == (450, 641, 9754)
+    run = Run("e2e", "mt-sample", "caser", "small", 1)
     run_dir = tmp_path / "run"
-    args = ["train", "--data", str(data), "--backbone", "caser", "--seed", "1", "--out", str(run_dir),
-            "--set", "train.max_epochs=2", "--set", "train.eval_every=1"]
-    assert main(args) == 0
-    for f in ("config.json", "model.pt", "train_log.csv", "train_summary.json"):
+    sets = [*run_sets(STUDY_CONFIG, run), "train.device=cpu", "train.threads=1"]
+    args = ["train", "--data", str(data), "--backbone", "caser", "--method", "baseline", "--seed", "1",
+            "--study", "e2e", "--variant", "small", "--out", str(run_dir), "--set", "train.threads=1"]
+    assert main(args + [a for s in sets for a in ("--set", s)]) == 0
+    for f in ("config.json", "model.pt", "train_log.csv", "train_summary.json", "run.json"):
         assert (run_dir / f).is_file(), f
-    assert main(["evaluate", "--data", str(data), "--run", str(run_dir), "--out", str(run_dir / "m.json")]) == 0
-    metrics = json.loads((run_dir / "m.json").read_text())
+    assert json.loads((run_dir / "run.json").read_text()) == {"study": "e2e", "variant": "small"}
+    # what the workflow checks before it reuses a finished run: it is the run its study asks for
+    recorded = json.loads((run_dir / "config.json").read_text())
+    assert recorded["model"]["d"] == 16 and recorded["train"]["max_epochs"] == 2
+    assert config_conflicts(recorded, run_config(STUDY_CONFIG, run).to_dict()) == []
+    changed = {**STUDY_CONFIG, "overrides": {"all": {"train.progress": False, "train.lr": 0.01}}}
+    assert config_conflicts(recorded, run_config(changed, run).to_dict()) == ["train.lr: 0.001 -> 0.01"]
+    assert len(pd.read_csv(run_dir / "train_log.csv")) == 2
+    assert main(["evaluate", "--data", str(data), "--run", str(run_dir), "--out", str(run_dir / "metrics.json")]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics) == {"existing", "new"}
     for group in metrics.values():
         assert set(group) == {"all", "head", "tail"}
         assert {"HR@1", "HR@10", "NDCG@10", "NDCG@20", "users"} <= set(group["all"])
     assert metrics["existing"]["all"]["users"] == 360 and metrics["new"]["all"]["users"] == 90
-    assert (run_dir / "ranks.csv").is_file()
+    assert (run_dir / "ranks.csv.gz").is_file() and (run_dir / "evaluate_config.json").is_file()
+    assert len(pd.read_csv(run_dir / "ranks.csv.gz")) == 450
+    # the run aggregates under its study and variant
+    capsys.readouterr()
+    assert main(["aggregate", "--runs", str(run_dir), "--out", str(tmp_path / "agg")]) == 0
+    tidy = pd.read_csv(tmp_path / "agg" / "runs.csv")
+    assert set(zip(tidy["study"], tidy["variant"], tidy["method"], tidy["seed"])) == {("e2e", "small", "baseline", 1)}
+    assert set(tidy["max_epochs"]) == {2} and set(tidy["eval_every"]) == {1}
+    hr10 = tidy[(tidy.group == "new") & (tidy.subset == "all") & (tidy.metric == "HR") & (tidy.N == 10)]
+    assert hr10["value"].item() == pytest.approx(metrics["new"]["all"]["HR@10"])
+
+
+def test_cli_train_records_a_study_without_a_variant_as_its_method(tmp_path):
+    """`--study` alone: the variant is the method; no --study nor --variant (a run by hand): no run.json, and the
+    aggregate takes it as study "" and its method as variant. A bad --set stops before anything is written."""
+    data = tmp_path / "data"
+    main(["prepare", "--dataset", "mt-sample", "--out", str(data)])
+    bad = ["train", "--data", str(data), "--backbone", "sasrec", "--method", "tp", "--study", "s",
+           "--out", str(tmp_path / "bad"), "--set", "train.lrr=1"]
+    assert main(bad) == 2 and not (tmp_path / "bad" / "run.json").exists()
+    tiny = ["--backbone", "caser", "--method", "tp", "--set", "train.max_epochs=1", "--set", "train.eval_every=1",
+            "--set", "model.d=8", "--set", "train.progress=false"]
+    assert main(["train", "--data", str(data), "--study", "s", "--out", str(tmp_path / "r"), *tiny]) == 0
+    assert json.loads((tmp_path / "r" / "run.json").read_text()) == {"study": "s", "variant": "tp"}
+    from tplib.aggregate import load_run
+
+    assert main(["evaluate", "--data", str(data), "--run", str(tmp_path / "r"),
+                 "--out", str(tmp_path / "r" / "metrics.json")]) == 0
+    keys = load_run(tmp_path / "r")["keys"]
+    assert (keys["study"], keys["variant"], keys["method"], keys["k"], keys["max_epochs"]) == ("s", "tp", "tp", 2, 1)
+    (tmp_path / "r" / "run.json").unlink()
+    keys = load_run(tmp_path / "r")["keys"]
+    assert (keys["study"], keys["variant"]) == ("", "tp")
 
 
 @pytest.mark.parametrize(

@@ -442,6 +442,20 @@ def test_tp_stopping_epochs_come_from_the_variants_own_setting_only():
     assert est.loc[("main", "gru4rec", "tp"), "epochs_source"] == "dataset (1 stopped, 2 capped)"
 
 
+def test_a_batched_variant_is_priced_by_its_own_P():
+    """TP at P = 64 is not priced at the P = 1 runs' seconds: without a P = 64 run it takes the benchmark's."""
+    protocol = {"eval_every": 2, "patience": 10, "max_epochs": 200, "min_epochs": 0}
+    config = {"studies": {"b": {"cells": {"music": ["sasrec"]}, "seeds": [0], "protocol": protocol,
+                                "variants": {"tp": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0.1}},
+                                             "tp-P64": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0.1, "tp.P": 64}}}}}}
+    p1 = [{**_cost("sasrec", "tp", s, 100.0, 20, False, k=2, lam=0.1), "P": 1} for s in (0, 1)]
+    speed = pd.DataFrame([{"dataset": "music", "backbone": "sasrec", "method": "tp", "P": 64, "train_s_per_epoch": 4.0,
+                           "eval_all_users_s": 2.0}])
+    est = estimate_cost(config, pd.DataFrame(p1), speed).set_index("variant")
+    assert est.loc["tp", "s_per_epoch"] == 100.0
+    assert est.loc["tp-P64", "s_per_epoch"] == 4.0 + 2.0 / protocol["eval_every"]
+    assert est.loc["tp-P64", "s_source"] == "benchmark"
+
 def test_a_run_in_another_folder_is_not_a_duplicate():
     """The same cell and seed in two folders (another study: capped at 20 epochs, and trained to early stopping):
     both count; one folder listed twice counts once."""

@@ -263,16 +263,18 @@ def _setting_cols(runs: pd.DataFrame) -> list[str]:
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell of the tidy table (study, dataset, backbone, variant, group, subset, metric, N) with its
-    settings: mean, std (ddof 1), n over seeds. Each TP cell also carries the paired test (:func:`paired_test`)
+    """One row per cell of the tidy table (study, dataset, backbone, variant and its settings, group, subset,
+    metric, N): mean, std (ddof 1), n over seeds. Each TP cell also carries the paired test (:func:`paired_test`)
     against the study's baseline variant (``control``: the one named "baseline", else the only baseline-method
     variant of the study) on the same dataset, backbone, protocol, group, subset, metric and N, over the seeds
     both have; baseline rows leave those columns empty, a TP cell without a baseline has 0 pairs."""
     runs = _typed(runs)
     test_cols = list(paired_test([], []).keys())
     settings = _setting_cols(runs)
-    cell = [*VARIANT_KEYS, *METRIC_KEYS]
-    cols = [*VARIANT_KEYS, *settings, *METRIC_KEYS, "mean", "std", "n", "control", *test_cols]
+    # A cell is a variant with its settings: runs made by hand (no run.json: variant = method) with other
+    # settings are other cells, never averaged together.
+    cell = [*VARIANT_KEYS, *settings, *METRIC_KEYS]
+    cols = [*cell, "mean", "std", "n", "control", *test_cols]
     if runs.empty:
         return pd.DataFrame(columns=cols)
     cells = (
@@ -280,8 +282,6 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         .agg(mean="mean", std=lambda v: v.std(ddof=1), n="count")
         .reset_index()
     )
-    first = runs.drop_duplicates(cell)[[*cell, *settings]]
-    cells = cells.merge(first, on=cell, how="left")
     controls = {}
     for study, g in runs[runs["method"] == "baseline"].groupby("study", sort=False):
         names = sorted(set(g["variant"]))
@@ -411,8 +411,9 @@ def aggregate(
 ) -> dict[str, pd.DataFrame]:
     """Read ``runs`` (with their training ``benchmarks``, paired by position; default: each folder's own
     ``benchmark.tsv``) and the datasets' ``stats``; write runs.csv, summary.csv, costs.csv, diagnostics.csv and
-    stats.csv into ``out``; return the tables. Two folders holding the same run (study, dataset, backbone,
-    variant, seed) are an error."""
+    stats.csv into ``out``; return the tables. Two folders holding the same run are an error: the same study,
+    dataset, backbone, variant and seed (whatever their settings: a variant has one), or for runs made by hand
+    (no study) the same settings as well."""
     if benchmarks is not None and len(benchmarks) != len(runs):
         raise DataError(f"{len(runs)} runs but {len(benchmarks)} benchmark files; give one per run (or none)")
     benches = list(benchmarks) if benchmarks is not None else [None] * len(runs)
@@ -420,9 +421,12 @@ def aggregate(
     loaded = []
     for run, bench in zip(runs, benches):
         r = load_run(run, bench)
-        key = tuple(r["keys"][k] for k in ID_KEYS)
+        # A study's run is its (study, variant, seed): one setting per variant. A run made by hand (no study) is
+        # told apart by its settings too.
+        names = ID_KEYS if r["keys"]["study"] else RUN_KEYS
+        key = tuple(None if pd.isna(r["keys"][k]) else r["keys"][k] for k in names)
         if key in seen:
-            raise DataError(f"{run} and {seen[key]} are the same run ({dict(zip(ID_KEYS, key))}); list it once")
+            raise DataError(f"{run} and {seen[key]} are the same run ({dict(zip(names, key))}); list it once")
         seen[key] = str(run)
         loaded.append(r)
     varied = varied_settings(loaded)

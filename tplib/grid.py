@@ -206,8 +206,8 @@ def estimate_cost(
     is at least its best so far, so the median is the Kaplan-Meier median with such runs censored there
     (:func:`censored_median`): where most runs hit a cap, the few that stopped early do not set it (they are the
     ones that peaked soonest), and the median is unknown unless runs without that cap (e.g. TP trained to early
-    stopping) go further. TP's best epochs come from runs at the variant's own k and λ (where ``costs`` has k and
-    lam): another setting can stop far earlier for its own reasons (λ = 1 collapsed ML1M SASRec at epoch 4).
+    stopping) go further. TP's epochs and seconds come from runs at the variant's own k, λ and P (where ``costs``
+    has those columns): another setting can stop far earlier for its own reasons (λ = 1 collapsed ML1M SASRec at epoch 4).
     Returns one row per (study, dataset, backbone, variant) cell with the sources.
     """
     # A run listed in several aggregates counts once. Where ``costs`` names each run's folder, runs of the same
@@ -224,8 +224,10 @@ def estimate_cost(
         method, tr = cfg.method, cfg.train
         chains = cfg.tp.P if method == "tp" else 1
         same = (costs.dataset == dataset) & (costs.method == method)
-        if method == "tp" and {"k", "lam"} <= set(costs.columns):  # TP's stopping epochs: its own k and λ only
+        if method == "tp" and {"k", "lam"} <= set(costs.columns):  # TP's runs: its own k, λ (and P) only
             same &= (costs["k"] == cfg.tp.k) & np.isclose(costs["lam"].astype(float), cfg.tp.lam)
+            if "P" in costs.columns:
+                same &= costs["P"] == cfg.tp.P
         mine = costs[same & (costs.backbone == backbone)]
         sp = None if speed is None else speed[(speed.dataset == dataset) & (speed.backbone == backbone)
                                                & (speed.method == method) & (speed.P == chains)]
