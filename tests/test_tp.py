@@ -320,3 +320,63 @@ def test_sparse_kinds_must_cover_every_field_once(monkeypatch):
         monkeypatch.setattr(type(model), "sparse_kinds", bad)
         with pytest.raises(ValueError, match="sparse_kinds must give each of"):
             TPUpdater(cfg, model, sampler, split, ds)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Knobs the fair test searches (each default is the behaviour above)
+
+
+def test_outer_adam_beta2_is_a_setting_with_adams_default():
+    ds, cfg, model, split, sampler = setup()
+    assert cfg.tp.adam_beta2 == 0.999 and cfg.tp.loss_weighting == "user"
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    assert up.opt.param_groups[0]["betas"] == (0.9, 0.999) == up.opt_d.param_groups[0]["betas"]
+    ds, cfg, model, split, sampler = setup(sets=["tp.adam_beta2=0.98"])
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    assert up.opt.param_groups[0]["betas"] == (0.9, 0.98) == up.opt_d.param_groups[0]["betas"]
+    for bad in ("0", "1", "1.5"):
+        with pytest.raises(ConfigError, match="tp.adam_beta2"):
+            build_config("sasrec", "tp", 0, "", parse_sets([f"tp.adam_beta2={bad}"]))
+    with pytest.raises(ConfigError, match="tp.loss_weighting"):
+        build_config("sasrec", "tp", 0, "", parse_sets(["tp.loss_weighting=sample"]))
+
+
+def test_mean_user_targets_by_hand():
+    """Sequence rows: one per user, min(len(train) − 1, L) real targets; windows of L = 2 with T = 1: a training
+    part of n ≥ 3 items has n − 2 windows of one target each (shorter: one left-padded window), and a user capped
+    at one window keeps that window's single target."""
+    ds = tiny()
+    split = make_split(ds, 0)
+    n = np.array([len(ds.seq(u)) - 2 for u in split.existing])
+    seq = TrainSampler(ds, split, 12, "sequence", np.random.default_rng(0))
+    assert seq.mean_user_targets(128) == pytest.approx(np.minimum(n - 1, 12).mean())
+    win = TrainSampler(ds, split, 2, "window", np.random.default_rng(0), targets=1)
+    assert win.mean_user_targets(128) == pytest.approx(np.maximum(n - 2, 1).mean())
+    assert win.mean_user_targets(1) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "caser"])
+def test_per_target_weighting_sums_a_users_targets_over_the_mean_count(backbone):
+    ds, cfg, model, split, sampler = setup(backbone, ["tp.loss_weighting=target", "tp.lam=0"])
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    mean = sampler.mean_user_targets(cfg.tp.user_batch)
+    assert up.objective.per_target == mean
+    for u in (0, 4):
+        batch = sampler.user_batch(u, cfg.tp.user_batch)
+        _, aux = up.objective(batch.seqs, batch.pos, batch.neg, batch.users, up.labels[u].expand(len(batch.users)))
+        plain = bce_loss(model, batch).loss
+        n = int((batch.pos != 0).sum())
+        torch.testing.assert_close(aux[0], plain * n / mean)
+    ds, cfg, model, split, sampler = setup(backbone, ["tp.lam=0"])
+    assert TPUpdater(cfg, model, sampler, split, ds).objective.per_target is None  # the default: a user's mean
+
+
+def test_per_target_weighting_reaches_the_vectorised_chains():
+    """The same outer step at P = 4 under each weighting: the vectorised path's update changes with it."""
+    after = {}
+    for w in ("user", "target"):
+        ds, cfg, model, split, sampler = setup("sasrec", [f"tp.loss_weighting={w}", "tp.P=4", "tp.lam=0"])
+        up = TPUpdater(cfg, model, sampler, split, ds)
+        up.outer_step(sampler, np.arange(8).reshape(4, 2))
+        after[w] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert not torch.allclose(after["user"], after["target"])

@@ -88,6 +88,11 @@ class TPConfig:
     beta: float = 1e-3  # outer Adam learning rate
     lam: float = 0.1  # adversarial weight lambda (0 switches the discriminator's influence off)
     P: int = 1  # parallel inner chains averaged per outer step (1 = the paper's algorithm)
+    adam_beta2: float = 0.999  # the outer Adam's β2 (Adam's suggested setting)
+    # L of one user's mini-batch: "user" = the mean over its targets (every user weighs the same); "target" = the
+    # sum over its targets divided by the mean count per user (every target weighs the same, and an average
+    # user's loss, so α's meaning, is as with "user")
+    loss_weighting: Literal["user", "target"] = "user"
     vectorize: bool = True  # run the P > 1 chains at once with torch.func.vmap where the backbone allows it
     user_batch: int = 128  # cap on one user's mini-batch (Caser windows)
     disc_hidden: int = 50  # discriminator MLP hidden width
@@ -101,6 +106,8 @@ class TPConfig:
         if self.lam < 0:
             raise ConfigError(f"tp.lam must be >= 0, got {self.lam}")
         _positive(self, "alpha", "beta", "user_batch", "disc_hidden", "diag_every")
+        if not 0.0 < self.adam_beta2 < 1.0:
+            raise ConfigError(f"tp.adam_beta2 must be in (0, 1), got {self.adam_beta2}")
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,14 @@ class TrainSampler:
             self._first = np.asarray(first, dtype=np.int64)
             self._count = np.asarray(count, dtype=np.int64)
 
+    def mean_user_targets(self, max_size: int) -> float:
+        """The mean over training users of the real targets in one user's mini-batch (:meth:`user_batch` with
+        ``max_size``; a user with more rows than that contributes that share of its targets). Deterministic."""
+        per_row = (self.targets != 0).sum(1)
+        per_user = np.add.reduceat(per_row, self._first) if len(per_row) else np.zeros(0)
+        share = np.minimum(1.0, max_size / np.maximum(self._count, 1))
+        return float((per_user * share).mean()) if len(per_user) else 1.0
+
     @property
     def n_units(self) -> int:
         """Rows in one epoch: users ("sequence") or windows ("window")."""

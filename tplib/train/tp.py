@@ -97,16 +97,19 @@ def adversarial_loss(
 
 class _Objective(nn.Module):
     """The inner step's objective as one module (model + discriminator), for ``torch.func``: returns
-    L + BCE_d through the reversal layer, and (L, BCE_d, discriminator accuracy) as auxiliary output."""
+    L + BCE_d through the reversal layer, and (L, BCE_d, discriminator accuracy) as auxiliary output.
+    ``per_target`` (tp.loss_weighting "target", default None): L is the user's summed loss over its targets
+    divided by ``per_target`` (the mean count per user) instead of its mean."""
 
-    def __init__(self, model: SeqRecModel, disc: Discriminator, lam: float) -> None:
+    def __init__(self, model: SeqRecModel, disc: Discriminator, lam: float, per_target: float | None = None) -> None:
         super().__init__()
-        self.model, self.disc, self.lam = model, disc, lam
+        self.model, self.disc, self.lam, self.per_target = model, disc, lam, per_target
 
     def forward(self, seqs, pos, neg, users, labels):
         out = bce_loss(self.model, Batch(seqs, pos, neg, users))
         bce_d, acc = adversarial_loss(self.disc, out, labels, self.lam)
-        return out.loss + bce_d, torch.stack([out.loss.detach(), bce_d.detach(), acc])
+        loss = out.loss if self.per_target is None else out.loss * (pos != 0).sum() / self.per_target
+        return loss + bce_d, torch.stack([loss.detach(), bce_d.detach(), acc])
 
 
 class _Flat:
@@ -135,15 +138,16 @@ class TPUpdater:
         self.disc = Discriminator(model.embed_dim, cfg.tp.disc_hidden).to(device)
         self.theta = [p for p in model.parameters() if p.requires_grad]
         self.theta_d = list(self.disc.parameters())
-        # Outer optimiser: Adam with its suggested settings (the paper: lr β = 0.001).
-        self.opt = adam(self.theta, cfg.tp.beta)
-        self.opt_d = adam(self.theta_d, cfg.tp.beta)
+        # Outer optimiser: Adam (the paper: lr β = 0.001; β2 Adam's suggested 0.999 unless tp.adam_beta2 says else).
+        self.opt = adam(self.theta, cfg.tp.beta, betas=(0.9, cfg.tp.adam_beta2))
+        self.opt_d = adam(self.theta_d, cfg.tp.beta, betas=(0.9, cfg.tp.adam_beta2))
         self.rng = rng_for(cfg.seed, 2)
         # R per training user (aligned with sampler.users): 1 = head.
         self.is_head = np.isin(sampler.users, split.existing_head)
         self.labels = torch.as_tensor(self.is_head, dtype=torch.get_default_dtype(), device=device)
         self.outer_steps = 0
-        self.objective = _Objective(model, self.disc, cfg.tp.lam)
+        per_target = sampler.mean_user_targets(cfg.tp.user_batch) if cfg.tp.loss_weighting == "target" else None
+        self.objective = _Objective(model, self.disc, cfg.tp.lam, per_target)
         self.sparse = {f"model.{n}": kind for n, kind in model.sparse_tables.items()}
         self._kind_of = {f: kind for kind, (fields, _) in model.sparse_kinds.items() for f in fields}
         if sorted(self._kind_of) != sorted(BATCH_FIELDS) or sum(len(f) for f, _ in model.sparse_kinds.values()) != 4:
