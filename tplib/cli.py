@@ -4,6 +4,7 @@
     tp train    --data DIR --backbone {gru4rec,caser,sasrec} --method {baseline,tp} --seed S --out RUN [--set k=v ...]
     tp evaluate --data DIR --run RUN --out metrics.json
     tp fetch    --dataset NAME --resources DIR
+    tp tune     --data DIR --backbone B --method M --space JSON --trials N --out DIR [--storage URL] [--set k=v ...]
     tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] --out DIR
     tp report   --aggregate DIR --out report/report.html [--figures DIR] [--readme README.md]
 
@@ -87,6 +88,27 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
     print(fetch(args.dataset, None, Path(args.resources), download=True, verify=not args.no_verify))
 
 
+def _cmd_tune(args: argparse.Namespace) -> None:
+    from tplib.data.dataset import DataError, SeqDataset
+    from tplib.tune import tune
+
+    try:
+        space = json.loads(Path(args.space).read_text() if Path(args.space).is_file() else args.space)
+    except json.JSONDecodeError as e:
+        raise DataError(f"--space: not JSON ({e}); give a JSON object or a file holding one") from None
+    base = list(args.set or [])
+    if args.keep_from:
+        best = Path(args.keep_from)
+        if not best.is_file():
+            raise DataError(f"{best}: not found; run the search it comes from first")
+        params = json.loads(best.read_text())["params"]
+        base += [f"{k}={params[k]}" for k in args.keep or [] if k in params]
+    table = tune(SeqDataset.load(args.data), args.backbone, args.method, space, out=Path(args.out),
+                 n_trials=args.trials, seed=args.seed, base_sets=base, storage=args.storage or "", name=args.name or "",
+                 sampler_seed=args.sampler_seed)
+    print(table["state"].value_counts().to_dict())
+
+
 def _cmd_aggregate(args: argparse.Namespace) -> None:
     from tplib.aggregate import aggregate, read_runs_list
 
@@ -159,6 +181,24 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--resources", required=True, help="the folder downloads go to, e.g. resources/raw")
     pf.add_argument("--no-verify", action="store_true", help="accept a file whose checksum differs")
     pf.set_defaults(func=_cmd_fetch)
+
+    pn = sub.add_parser("tune", help="search hyperparameters on validation (Optuna; trials are ordinary runs)")
+    pn.add_argument("--data", required=True)
+    pn.add_argument("--backbone", required=True, choices=BACKBONES)
+    pn.add_argument("--method", default="baseline", choices=METHODS)
+    pn.add_argument("--seed", type=int, default=0, help="the split and initialisation every trial uses")
+    pn.add_argument("--space", required=True, help="the search space: JSON (or a JSON file), setting -> "
+                    '{"log": [lo, hi]} | {"float": [lo, hi]} | {"int": [lo, hi, step]} | {"choice": [...]}')
+    pn.add_argument("--trials", type=int, required=True, help="finished or pruned trials to reach")
+    pn.add_argument("--out", required=True, help="folder for trials.csv, best.json (and optuna.db by default)")
+    pn.add_argument("--storage", help="an Optuna storage URL (default: sqlite OUT/optuna.db)")
+    pn.add_argument("--name", help="the search's name in the storage (default: DATASET-BACKBONE-METHOD)")
+    pn.add_argument("--sampler-seed", type=int, default=0, help="the TPE sampler's seed")
+    pn.add_argument("--keep-from", metavar="BEST_JSON", help="another search's best.json whose --keep settings "
+                    "every trial takes (TP on the baseline's tuned architecture)")
+    pn.add_argument("--keep", nargs="+", metavar="KEY", help="the settings taken from --keep-from")
+    pn.add_argument("--set", action="append", metavar="KEY=VALUE", help="a fixed setting of every trial")
+    pn.set_defaults(func=_cmd_tune)
 
     pa = sub.add_parser("aggregate", help="tidy tables, summaries and paired tests of finished runs")
     pa.add_argument("--runs", nargs="+", metavar="RUN", help="run folders (tp train + tp evaluate)")

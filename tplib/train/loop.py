@@ -29,7 +29,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -138,11 +138,16 @@ def build_training(
     return model, sampler, make_updater(cfg, model, sampler, split, ds)
 
 
-def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path, resume: bool = True) -> dict[str, Any]:
+def fit(
+    cfg: RunConfig, ds: SeqDataset, out: str | Path, resume: bool = True,
+    on_validation: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
     """Train ``cfg.backbone`` with ``cfg.method`` on ``ds``; write the run folder ``out``; return the summary.
 
     With ``resume`` (the default), continue from ``out/resume.pt`` when it was written for this very config and
-    dataset; otherwise start from scratch."""
+    dataset; otherwise start from scratch. ``on_validation(epoch, score)`` is called after every validation with
+    its score (the selection metric); an exception it raises (e.g. a tuner's pruning) ends training there, with the
+    run folder left unfinished."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_summary.json").unlink(missing_ok=True)  # a rerun is not finished until it says so
@@ -203,6 +208,8 @@ def fit(cfg: RunConfig, ds: SeqDataset, out: str | Path, resume: bool = True) ->
                 bar.set_postfix(loss=f"{losses.get('loss', float('nan')):.4f}", valid=f"{score:.4f}", best=best_epoch)
                 log.info("epoch %d loss %.4f valid %s %.4f (best %.4f @ %d)", epoch, losses.get("loss", float("nan")),
                          metric, score, best_score, best_epoch)
+                if on_validation is not None:
+                    on_validation(epoch, score)
             rows.append(row)
             bar.update(1)
             stop = "eval_seconds" in row and evals_since_best > cfg.train.patience and epoch >= cfg.train.min_epochs

@@ -1,0 +1,111 @@
+"""tplib.tune: the search reads validation only, counts its budget in finished or pruned trials, resumes from its
+storage, and writes trials.csv and best.json in the documented form; fit's validation hook can stop a trial."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from tplib.cli import main
+from tplib.config import ConfigError, build_config, parse_sets
+from tplib.data.dataset import SeqDataset
+from tplib.train.loop import fit
+from tplib.tune import check_space, tune
+
+SPACE = {"train.lr": {"log": [1e-3, 1e-2]}, "model.d": {"int": [8, 16, 8]}, "model.dropout": {"choice": [0.0, 0.5]}}
+BASE = ["train.max_epochs=2", "train.eval_every=1", "train.progress=false", "model.max_len=10"]
+
+
+def tiny(seed: int = 0, test_items: int | None = None) -> SeqDataset:
+    """40 users over 60 items; ``test_items``: every user's last item replaced by one it never had (a seed)."""
+    rng = np.random.default_rng(seed)
+    seqs = [rng.choice(np.arange(1, 51), size=rng.integers(8, 16), replace=False) for _ in range(40)]
+    if test_items is not None:
+        other = np.random.default_rng(test_items)
+        seqs = [np.concatenate([s[:-1], [other.integers(51, 61)]]) for s in seqs]
+    return SeqDataset.from_sequences("tiny", seqs, 60)
+
+
+def test_trials_csv_and_best_json(tmp_path):
+    table = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=3, base_sets=BASE, startup_trials=1)
+    on_disk = pd.read_csv(tmp_path / "trials.csv")
+    assert list(on_disk.columns) == ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds",
+                                     "params_model.d", "params_model.dropout", "params_train.lr"]
+    assert list(on_disk["trial"]) == [0, 1, 2] and set(on_disk["state"]) <= {"COMPLETE", "PRUNED"}
+    assert (on_disk["seconds"] > 0).all() and len(table) == 3
+    best = json.loads((tmp_path / "best.json").read_text())
+    complete = on_disk[on_disk["state"] == "COMPLETE"]
+    assert best["value"] == complete["value"].max()
+    assert best["sets"][: len(BASE)] == BASE and set(best["params"]) == set(SPACE)
+    # the best trial's settings, trained again as an ordinary run, give its value: a trial is a plain run
+    cfg = build_config("sasrec", "baseline", 0, "tiny", parse_sets(best["sets"]))
+    assert fit(cfg, tiny(), tmp_path / "again")["best_valid_NDCG@10"] == best["value"]
+    assert (tmp_path / "optuna.db").is_file() and not (tmp_path / "trials").exists()  # no checkpoints kept
+
+
+def test_the_search_never_reads_a_test_item(tmp_path):
+    """Every user's last item (the test target of existing users) replaced: the same trials, the same values."""
+    a = tune(tiny(), "gru4rec", "baseline", SPACE, out=tmp_path / "a", n_trials=2, base_sets=BASE)
+    b = tune(tiny(test_items=7), "gru4rec", "baseline", SPACE, out=tmp_path / "b", n_trials=2, base_sets=BASE)
+    assert not np.array_equal(tiny().seq(0), tiny(test_items=7).seq(0))
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+
+
+def test_a_killed_search_resumes_without_losing_finished_trials(tmp_path):
+    first = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=2, base_sets=BASE)
+    # a job killed in the middle of a trial leaves it RUNNING in the storage
+    study = optuna.load_study(study_name="tiny-sasrec-baseline", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    study.ask()
+    again = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=3, base_sets=BASE)
+    assert list(again["state"]) == [*first["state"], "FAIL", "COMPLETE"]  # one more trial, the stale one failed
+    pd.testing.assert_frame_equal(again.iloc[:2].drop(columns="seconds"), first.drop(columns="seconds"),
+                                  check_dtype=False)  # the failed trial has no params: a column of ints with a NaN
+
+
+def test_fit_stops_where_its_validation_hook_raises(tmp_path):
+    cfg = build_config("sasrec", "baseline", 0, "tiny", parse_sets([*BASE[1:], "train.max_epochs=5"]))
+    seen = []
+
+    def hook(epoch, score):
+        seen.append((epoch, score))
+        if epoch == 2:
+            raise optuna.TrialPruned()
+
+    with pytest.raises(optuna.TrialPruned):
+        fit(cfg, tiny(), tmp_path, on_validation=hook)
+    assert [e for e, _ in seen] == [1, 2] and not (tmp_path / "train_summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"train.lrr": {"log": [1e-3, 1e-2]}}, r"unknown config key train\.lrr"),
+        ({"train.lr": {"log": [0, 1e-2]}}, r"train\.lr: log needs \[low, high\]"),
+        ({"train.lr": {"uniform": [0, 1]}}, r"train\.lr: expected one of log, float, int, choice"),
+        ({"model.d": {"int": [50, 10]}}, r"model\.d: int needs"),
+        ({"tp.P": {"choice": [1, 0]}}, r"tp\.P must be >= 1"),
+    ],
+)
+def test_a_bad_search_space_is_named(space, message):
+    with pytest.raises(ConfigError, match=message):
+        check_space(space, "sasrec", "tp")
+
+
+def test_cli_tune_takes_the_baselines_architecture(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    tiny().save(tmp_path / "data")
+    base = tmp_path / "base"
+    args = ["tune", "--data", str(tmp_path / "data"), "--backbone", "sasrec", "--trials", "1",
+            *sum((["--set", s] for s in BASE), [])]
+    assert main([*args, "--space", json.dumps(SPACE), "--out", str(base)]) == 0
+    d = json.loads((base / "best.json").read_text())["params"]["model.d"]
+    tp_space = {"tp.alpha": {"log": [0.01, 1.0]}}
+    assert main([*args, "--method", "tp", "--space", json.dumps(tp_space), "--out", str(tmp_path / "tp"),
+                 "--keep-from", str(base / "best.json"), "--keep", "model.d"]) == 0
+    assert f"model.d={d}" in json.loads((tmp_path / "tp" / "best.json").read_text())["sets"]
+    assert main([*args, "--space", "{not json", "--out", str(tmp_path / "x")]) == 2
+    assert "--space: not JSON" in capsys.readouterr().err

@@ -1,0 +1,179 @@
+"""Hyper-parameter search on validation (``tp tune``): the fair test gives the baseline and TP the same budget.
+
+Optuna runs the search: a seeded TPE sampler, a median pruner fed each validation's score (existing users'
+validation NDCG@10, the selection metric), and a storage that is an SQLite file by default or any Optuna storage
+URL (trials of one search can then run on several machines). Every trial is an ordinary training run
+(:func:`tplib.train.loop.fit`, the trainer every other run uses) in a folder of its own; its value is the run's best
+validation score. Nothing here reads a test item: ``fit`` validates on the second-to-last items and never
+evaluates on the last.
+
+A search space maps ``section.key`` settings to one of ``{"log": [lo, hi]}``, ``{"float": [lo, hi]}``,
+``{"int": [lo, hi, step]}`` or ``{"choice": [v, ...]}``. A search killed halfway resumes from its storage: its
+finished and pruned trials are kept, a trial that was running is marked failed, and only the missing trials run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tplib.config import ConfigError, build_config, parse_sets
+from tplib.data.dataset import DataError, SeqDataset, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DONE", "check_space", "suggest", "trials_table", "tune"]
+
+KINDS = ("log", "float", "int", "choice")
+DONE = ("COMPLETE", "PRUNED")  # the trial states that count towards a search's budget
+
+
+def check_space(space: dict[str, Any], backbone: str, method: str) -> None:
+    """Raise ConfigError naming the first bad entry of ``space`` (an unknown setting, a malformed range)."""
+    for key, spec in space.items():
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
+            raise ConfigError(f"search space {key}: expected one of {', '.join(KINDS)} with its values, got {spec!r}")
+        kind, vals = next(iter(spec.items()))
+        if not isinstance(vals, list) or not vals:
+            raise ConfigError(f"search space {key}: {kind} needs a list of values, got {vals!r}")
+        if kind in ("log", "float") and (len(vals) != 2 or not vals[0] < vals[1] or (kind == "log" and vals[0] <= 0)):
+            raise ConfigError(f"search space {key}: {kind} needs [low, high] with low < high (log: low > 0)")
+        if kind == "int" and (len(vals) not in (2, 3) or not vals[0] < vals[1]):
+            raise ConfigError(f"search space {key}: int needs [low, high] or [low, high, step] with low < high")
+        for v in ([vals[0], vals[-1]] if kind != "choice" else vals):  # every value must make a valid config
+            build_config(backbone, method, 0, "", parse_sets([f"{key}={v}"]))
+
+
+def suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
+    """One value per setting of ``space``, drawn by the trial (names: the settings' own ``section.key``)."""
+    out: dict[str, Any] = {}
+    for key, spec in space.items():
+        kind, vals = next(iter(spec.items()))
+        if kind == "log":
+            out[key] = trial.suggest_float(key, float(vals[0]), float(vals[1]), log=True)
+        elif kind == "float":
+            out[key] = trial.suggest_float(key, float(vals[0]), float(vals[1]))
+        elif kind == "int":
+            out[key] = trial.suggest_int(key, int(vals[0]), int(vals[1]), step=int(vals[2]) if len(vals) > 2 else 1)
+        else:
+            out[key] = trial.suggest_categorical(key, list(vals))
+    return out
+
+
+def _storage(url: str, out: Path):
+    import optuna
+
+    if not url:
+        out.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(out / 'optuna.db').resolve()}"
+    return optuna.storages.RDBStorage(url) if "://" in url else url
+
+
+def tune(
+    ds: SeqDataset,
+    backbone: str,
+    method: str,
+    space: dict[str, Any],
+    *,
+    out: str | Path,
+    n_trials: int,
+    seed: int = 0,
+    base_sets: list[str] = (),
+    storage: str = "",
+    name: str = "",
+    sampler_seed: int = 0,
+    startup_trials: int = 5,
+) -> pd.DataFrame:
+    """Run (or resume) the search of ``space`` for one dataset, backbone and method on the split of ``seed``, until
+    ``n_trials`` trials are finished or pruned; write ``out/trials.csv`` and ``out/best.json`` (the best trial's
+    settings, ``base_sets`` included, and its validation score). Returns the trials table."""
+    import optuna
+
+    check_space(space, backbone, method)
+    out = Path(out)
+    name = name or f"{ds.name}-{backbone}-{method}"
+    store = _storage(storage, out)
+    study = optuna.create_study(
+        study_name=name,
+        storage=store,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=startup_trials),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials),
+        load_if_exists=True,
+    )
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        log.warning("trial %d of %s was running when its job ended: marked failed", t.number, name)
+        study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+        cfg = build_config(backbone, method, seed, ds.name,
+                           parse_sets([*base_sets, *(f"{k}={v}" for k, v in params.items())]))
+        folder = out / "trials" / f"{trial.number}"
+        best = {"score": -math.inf}
+        t0 = time.perf_counter()
+
+        def report(epoch: int, score: float) -> None:
+            best["score"] = max(best["score"], score)
+            trial.set_user_attr("best_so_far", best["score"])
+            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
+            trial.report(score, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"validation {score:.4f} at epoch {epoch}")
+
+        try:
+            from tplib.train.loop import fit
+
+            summary = fit(cfg, ds, folder, resume=False, on_validation=report)
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
+            shutil.rmtree(folder, ignore_errors=True)  # a trial's checkpoints are not kept; its numbers are
+        return float(summary[f"best_valid_{cfg.eval.select_metric}"])
+
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name in DONE]
+    missing = max(0, n_trials - len(done))
+    log.info("search %s: %d trials done, %d to run", name, len(done), missing)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for _ in range(missing):  # one at a time, so a trial that fails does not count towards the budget
+        study.optimize(objective, n_trials=1, catch=())
+    if (out / "trials").is_dir() and not any((out / "trials").iterdir()):
+        (out / "trials").rmdir()
+    table = trials_table(study, {"dataset": ds.name, "backbone": backbone, "method": method})
+    atomic_write_text(out / "trials.csv", table.to_csv(index=False))
+    complete = table[table["state"] == "COMPLETE"]
+    if complete.empty:
+        raise DataError(f"search {name}: no trial finished; see its log")
+    top = complete.sort_values(["value", "trial"], ascending=[False, True]).iloc[0]
+    params = {c.removeprefix("params_"): _plain(top[c]) for c in table.columns if c.startswith("params_")}
+    best = {"study": name, "trial": int(top["trial"]), "value": float(top["value"]), "params": params,
+            "sets": [*base_sets, *(f"{k}={v}" for k, v in params.items())]}
+    atomic_write_text(out / "best.json", json.dumps(best, indent=2, sort_keys=True) + "\n")
+    return table
+
+
+def _plain(v: Any) -> Any:
+    """A pandas/numpy scalar as a plain Python value (JSON, `--set`)."""
+    if hasattr(v, "item"):
+        v = v.item()
+    return int(v) if isinstance(v, float) and v.is_integer() and not isinstance(v, bool) and abs(v) >= 1 else v
+
+
+def trials_table(study: Any, keys: dict[str, Any]) -> pd.DataFrame:
+    """One row per trial: ``keys`` (dataset, backbone, method), ``study`` (the search's name), trial, state, value
+    (a pruned trial's best validation score so far), seconds, and ``params_<section.key>`` per searched setting."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        value = t.value if t.value is not None else t.user_attrs.get("best_so_far", math.nan)
+        rows.append({"study": study.study_name, **keys, "trial": t.number, "state": t.state.name, "value": value,
+                     "seconds": t.user_attrs.get("seconds", math.nan),
+                     **{f"params_{k}": v for k, v in sorted(t.params.items())}})
+    cols = ["study", *keys, "trial", "state", "value", "seconds"]
+    df = pd.DataFrame(rows)
+    return df[[*cols, *sorted(c for c in df.columns if c.startswith("params_"))]] if rows else pd.DataFrame(columns=cols)
