@@ -25,6 +25,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
@@ -41,15 +42,19 @@ wildcard_constraints:
     dataset="|".join(SOURCES),
     backbone="|".join(BACKBONES),
     variant=r"[a-z][A-Za-z0-9.-]*",
+    tuning="|".join(config["tunings"]) or "no-tuning",
+    method="baseline|tp",
     seed=r"[0-9]+",
 
 
-# The runs this invocation makes (the studies in `run`, narrowed by `select`; none with train: false), then the
-# aggregate of every finished run of those studies and the report. A committed run (its small files, without
+# The runs and searches this invocation makes (the studies and tunings in `run`, narrowed by `select`; none with
+# train: False), then the aggregate of every finished run of those studies and the report. A study that starts
+# from a search has its runs once that search has finished: run the workflow again after it. A committed run (its small files, without
 # model.pt) counts as finished: its checkpoint is not needed again, and its data inputs are ancient.
 rule all:
     default_target: True
     input:
         run_files("metrics.json"),
+        search_files("best.json", all_searches()),
         rules.aggregate.output,
         rules.report.output,

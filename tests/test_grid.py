@@ -180,14 +180,15 @@ def _load(name: str) -> dict:
     return yaml.safe_load((ROOT / "config" / name).read_text())
 
 
-def test_the_shipped_config_is_clean_and_runs_every_study():
+def test_the_shipped_config_is_clean_and_runs_every_study(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where no search has finished yet
     cfg = _load("config.yaml")
     assert check_studies(cfg, MANAGED) == []
-    assert studies_to_run(cfg) == ["paper", "ablation", "batched", "alpha"]
+    assert studies_to_run(cfg) == ["paper", "ablation", "batched", "tuned", "controls", "alpha"]
     assert {cfg["report"]["main"], cfg["report"]["ablation"]} <= set(cfg["studies"])
     runs = all_runs(cfg)
     # paper 4 x 3 cells x 2 variants x 10 seeds; ablation (3 + 1) cells x 10 variants x 3 seeds; batched 1 x 4 x 3;
-    # alpha 1 x 2 x 1
+    # alpha 1 x 2 x 1; tuned and controls: none until their searches finish
     assert len(runs) == 240 + 120 + 12 + 2 and len(set(runs)) == len(runs)
     same = {json.dumps(st["protocol"], sort_keys=True) for st in cfg["studies"].values()}
     assert same == {json.dumps({"eval_every": 2, "max_epochs": 400, "min_epochs": 0, "patience": 50}, sort_keys=True)}
@@ -196,10 +197,10 @@ def test_the_shipped_config_is_clean_and_runs_every_study():
     assert run_config(cfg, Run("alpha", "music", "sasrec", "tp-alpha0.01", 0)).tp.alpha == 0.01
 
 
-def test_the_smoke_config_runs_its_own_two_studies():
+def test_the_smoke_config_runs_its_own_studies():
     cfg = deep_merge(_load("config.yaml"), _load("smoke.yaml"))  # as `--configfile config/smoke.yaml` merges
     assert check_studies(cfg, MANAGED) == []
-    assert studies_to_run(cfg) == ["smoke", "smoke-ablation"]
+    assert studies_to_run(cfg) == ["smoke", "smoke-ablation", "smoke-tuned"]
     runs = all_runs(cfg)
     assert len(runs) == 3 * 2 * 2 + 1 * 4 * 2 and {r.dataset for r in runs} == {"mt-sample"}
     c = run_config(cfg, Run("smoke-ablation", "mt-sample", "sasrec", "tp-lam0", 1))
@@ -502,3 +503,50 @@ def test_censored_median_with_censoring():
     assert censored_median([10, 15, 20, 25], [False, True, False, False]) == 20
     assert math.isnan(censored_median([5, 8] + [18] * 8, [False, False] + [True] * 8))
     assert math.isnan(censored_median([], []))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Searches and the studies that start from them
+
+TUNING = {"title": "t", "about": "t", "cells": {"music": ["sasrec"]}, "seed": 0, "trials": 2,
+          "protocol": {"eval_every": 2, "patience": 10, "max_epochs": 200, "min_epochs": 0}, "storage": "",
+          "spaces": {"baseline": {"model.d": {"int": [10, 50, 5]}}, "tp": {"tp.alpha": {"log": [0.01, 1.0]}}},
+          "fixed": {"baseline": {}, "tp": {"tp.k": 2}}, "keep": ["model.d"]}
+
+
+def _tuned_config():
+    study = {"title": "s", "about": "s", "cells": {"music": ["sasrec"]}, "seeds": [0, 1],
+             "protocol": {"eval_every": 2, "patience": 10, "max_epochs": 300, "min_epochs": 0}, "tuned_from": "fair",
+             "variants": {"baseline": {"method": "baseline"}, "tp": {"method": "tp"},
+                          "tp-lam0": {"method": "tp", "set": {"tp.lam": 0}}}}
+    return {"studies": {"tuned": study}, "tunings": {"fair": TUNING}, "overrides": {}}
+
+
+def test_a_tuned_study_runs_its_cells_once_searched_with_the_best_settings(tmp_path, monkeypatch):
+    from tplib.grid import Search, all_searches, tuned_sets, tuning_dir
+
+    monkeypatch.chdir(tmp_path)
+    config = _tuned_config()
+    assert all_runs(config) == []  # nothing searched yet: no run
+    assert all_searches(config) == [Search("fair", "music", "sasrec", m) for m in ("baseline", "tp")]
+    for method, sets in (("baseline", ["model.d=25"]), ("tp", ["model.d=25", "tp.k=2", "tp.alpha=0.3", "tp.lam=1"])):
+        folder = tmp_path / tuning_dir(Search("fair", "music", "sasrec", method))
+        folder.mkdir(parents=True)
+        (folder / "best.json").write_text(json.dumps({"sets": sets}))
+    assert len(all_runs(config)) == 3 * 2
+    run = Run("tuned", "music", "sasrec", "tp-lam0", 0)
+    assert tuned_sets(config, run)[-1] == "tp.lam=1"
+    cfg = run_config(config, run)
+    assert (cfg.model.d, cfg.tp.alpha, cfg.tp.lam, cfg.train.max_epochs) == (25, 0.3, 0.0, 300)  # variant, protocol win
+
+
+def test_check_studies_names_bad_searches():
+    config = _tuned_config()
+    config["studies"]["tuned"]["tuned_from"] = "nosuch"
+    bad = {**TUNING, "fixed": {"baseline": {"train.patience": 3}, "tp": {"tp.kk": 2}}, "keep": ["model.dropout"]}
+    config["tunings"] = {"fair": bad}
+    problems = "\n".join(check_studies(config, MANAGED))
+    assert "studies.tuned.tuned_from: no search 'nosuch' under tunings" in problems
+    assert "tunings.fair.fixed.baseline: train.patience is set by the study's protocol" in problems
+    assert "unknown config key tp.kk" in problems
+    assert "tunings.fair.keep: model.dropout is not searched for the baseline" in problems

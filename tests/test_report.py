@@ -13,6 +13,7 @@ chromium is installed, a headless screenshot at a laptop's width."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import json
@@ -22,6 +23,7 @@ import re
 import shutil
 import struct
 import subprocess
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats as sps
 
 from tplib.aggregate import aggregate
 from tplib.cli import main
@@ -38,8 +41,24 @@ from tplib.grid import Run, run_config
 from tplib.report import figures as F
 from tplib.report import sections as S
 from tplib.report import tables as T
-from tplib.report.load import fint, flam, fnum, fp, fpct, fpeq, fstat, load_aggregate, verdict
-from tplib.report.paper import BACKBONE_LABEL, DATASET_LABEL, PAPER_DATASETS, paper_table2, paper_table3
+from tplib.report.load import (
+    fint,
+    flam,
+    fnum,
+    fp,
+    fpct,
+    fpeq,
+    fstat,
+    load_aggregate,
+    verdict,
+)
+from tplib.report.paper import (
+    BACKBONE_LABEL,
+    DATASET_LABEL,
+    PAPER_DATASETS,
+    paper_table2,
+    paper_table3,
+)
 from tplib.report.provenance import build_stamp
 from tplib.report.render import render_report
 
@@ -62,7 +81,8 @@ def studies_config() -> dict:
     """config.yaml as the workflow's aggregate rule writes it: three studies, the report's roles, the overrides.
 
     paper (main): ml1m (GRU4Rec, Caser, SASRec), music (GRU4Rec, Caser), game (SASRec), baseline and tp.
-    ablation: ml1m (GRU4Rec, SASRec) and movietweetings (SASRec), k in {1, 2, 3} at λ 0.1, λ in {0, 0.1, 1} at k 2.
+    ablation: ml1m (GRU4Rec, SASRec) and movietweetings (SASRec), k in {1, 2, 3} at λ 0.1, λ in {0, 0.1, 1} at k 2,
+    and k 4 at λ 0.01 (on neither of Figures 6-7's axes).
     long: music (Caser, GRU4Rec) under another protocol, its own baseline and a TP variant also named tp.
     """
     return {
@@ -89,6 +109,7 @@ def studies_config() -> dict:
                     "tp-k3": {"method": "tp", "set": {"tp.k": 3, "tp.lam": 0.1}},
                     "tp-lam0": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0}},
                     "tp-lam1": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 1}},
+                    "tp-k4-lam0.01": {"method": "tp", "set": {"tp.k": 4, "tp.lam": 0.01}},  # on neither axis
                 },
             },
             "long": {
@@ -180,7 +201,7 @@ def epochs_of(study: str, dataset: str, backbone: str, variant: str, seed: int, 
     """(best epoch, epochs run) of a run."""
     if (study, dataset, backbone, variant, seed) == CAPPED:
         return max_epochs - 2, max_epochs
-    return 4 + 2 * seed, 8 + 2 * seed
+    return 2 + 2 * seed, 6 + 2 * seed
 
 
 def fake_run(root: Path, config: dict, study: str, dataset: str, backbone: str, variant: str, seed: int) -> Path:
@@ -288,6 +309,8 @@ class _Tables(HTMLParser):
             self._cell = []
         elif tag == "img":
             self.imgs.append(dict(attrs).get("src") or "")
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("td", "th") and self._cell is not None and self.tables and self.tables[-1]:
@@ -323,7 +346,9 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     out = root / "report" / "report.html"
     assert render_report(agg, out, figures_dir=root / "figures") == out
     html = out.read_text(encoding="utf-8")
-    return {"root": root, "agg": agg, "out": out, "figures": root / "figures", "html": html, "parsed": parse(html)}
+    visible = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:", html)  # the page without its images
+    return {"root": root, "agg": agg, "out": out, "figures": root / "figures", "html": html, "parsed": parse(html),
+            "text": unescape(visible)}
 
 
 def expected_cell(study: str, variant: str, method: str, dataset: str, backbone: str, group: str, metric: str,
@@ -357,9 +382,10 @@ def test_fixture_metrics_have_the_layout_of_tp_evaluate():
 def test_page_is_complete_self_contained_html(built):
     html, parsed, figures = built["html"], built["parsed"], built["figures"]
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    text = built["text"].split("<pre>")[0]  # without the images and the config file shown verbatim
     for leftover in ("{{", "}}", "{%", "%}", "Undefined"):
         assert leftover not in html, leftover
-    assert not re.search(r">\s*(nan|NaN|None|<NA>)\s*<|nan%|\bnan\b", html.split("<pre>")[0]), "a missing value shown raw"
+    assert not re.search(r">\s*(nan|NaN|None|<NA>)\s*<|\bnan\b|\bNone\b", text), "a missing value shown raw"
     for section in ("verdicts", "table2", "table3", "studies", "study-paper", "study-ablation", "study-long", "fig4",
                     "fig5", "fig6", "fig7", "curves", "diag", "protocol", "provenance", "costs"):
         assert f'id="{section}"' in html, section
@@ -380,7 +406,7 @@ def test_page_is_complete_self_contained_html(built):
 def test_no_clock_time_and_the_same_inputs_render_the_same_bytes(built, tmp_path):
     """The page carries no clock time: a second rendering of the same tables (here through the CLI, into another
     figures folder) is byte-identical, and today's date appears nowhere."""
-    html = built["html"]
+    html = built["text"]
     today = datetime.date.today()
     for text in (today.isoformat(), today.strftime("%d %B %Y"), today.strftime("%B %d, %Y"), today.strftime("%d/%m/%Y")):
         assert text not in html
@@ -398,7 +424,7 @@ def test_no_clock_time_and_the_same_inputs_render_the_same_bytes(built, tmp_path
 
 
 def test_table2_reproduced_beside_paper_with_differences_named(built):
-    html, parsed = built["html"], built["parsed"]
+    html, parsed = built["text"], built["parsed"]
     (t2,) = tables_with(parsed, "#Interactions")
     body = t2[1:]
     start = next(i for i, r in enumerate(body) if r[0] == "ML1M")
@@ -426,7 +452,7 @@ def test_table2_reproduced_beside_paper_with_differences_named(built):
     assert "MELT" in html and "Video.txt" in html  # Amazon copies
     assert "the paper's Density % 0.163 does not follow from its own counts (0.166)" in html
     assert "Density %: 0.166 here vs 0.163 in the paper" in html
-    assert "items &gt;= 5, then users &gt;= 10, one pass" in html  # provenance under the note
+    assert "items >= 5, then users >= 10, one pass" in html  # provenance under the note
 
 
 def test_table2_block_statuses_follow_the_measured_rows():
@@ -493,8 +519,6 @@ def test_table3_numbers_are_the_main_studys_with_the_papers_beside(built):
     assert r[2] == f"{ms_text(base)} n=3" and r[5] == f"{ms_text(tp)} n=3"
     assert r[4] == fpct(base.mean() / 0.2036 - 1)  # vs the paper's 0.2036
     assert r[8] == f"{fpct((tp - base).mean() / base.mean())} {fnum((tp - base).mean())}"
-    from scipy import stats as sps
-
     assert r[10] == "3" and r[11] == fp(sps.ttest_rel(tp, base).pvalue) and r[12] == "0.250"
     assert r[13] == "holds (p < 0.05)"
     # ML1M SASRec: under 1% better: level, whatever the p-value
@@ -538,7 +562,7 @@ def test_verdict_grid_counts_and_cells(built):
     assert by[("ML1M", "Caser")] == ["baseline not run"] * 4
     assert by[("Game", "SASRec")] == ["not run"] * 4
     # counts over the paper's cells (all 36 here are in the paper): 4 hold, 4 level, 4 reversed, 24 not run
-    assert "Of the paper’s 36 cells" in part
+    assert "Of the 36 cells of the paper’s table that this study declares" in part
     for badge in ("4 hold", "0 same direction, not significant", "4 level", "4 reversed", "24 not run"):
         assert f">{badge}</span>" in part, badge
 
@@ -579,9 +603,9 @@ def test_number_formats():
 
 
 def test_p_values_are_written_with_spaces_on_the_page(built):
-    html = built["html"]
-    assert not re.search(r"p\s*=\s*<", html) and "p=" not in html and "p<0" not in html
-    assert "p &lt; 0.05" in html or "p < 0.05" in html
+    text = built["text"]
+    assert not re.search(r"\bp\s*=\s*<|\bp=|\bp<", text)
+    assert "p < 0.05" in text and "p < 0.001" in text and re.search(r"p = 0\.\d{3}\b", text)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -606,7 +630,7 @@ def test_protocol_words():
 def test_each_study_states_its_protocol_once_in_words(built):
     config = studies_config()
     for name, st in config["studies"].items():
-        part = _study(built, name)
+        part = unescape(_study(built, name))
         words = T.protocol_words(st["protocol"])
         assert part.count(words) == 1, name
         others = [T.protocol_words(o["protocol"]) for n, o in config["studies"].items() if n != name]
@@ -639,7 +663,7 @@ def test_study_sections_list_every_declared_row(built):
     ablation = {t[0][0]: t for t in parse(_study(built, "ablation")).tables}
     k3 = next(r for r in ablation["ML1M"][2:] if r[:2] == ["SASRec", "tp-k3"])
     assert k3[2:] == ["0", "—", *["not run"] * 6]
-    assert [r[2] for r in ablation["MovieTweetings"][2:]] == ["0"] * 6
+    assert [r[2] for r in ablation["MovieTweetings"][2:]] == ["0"] * 7  # every variant, none run
 
 
 def test_study_cells_numbers_changes_and_epochs(built):
@@ -651,20 +675,22 @@ def test_study_cells_numbers_changes_and_epochs(built):
         base = expected_cell("paper", "baseline", "baseline", "ml1m", "gru4rec", g, m, (0, 1, 2), subset=sub)
         tp = expected_cell("paper", "tp", "tp", "ml1m", "gru4rec", g, m, (0, 1, 2), subset=sub)
         assert rows[("GRU4Rec", "baseline")][4 + i] == ms_text(base)
-        from scipy import stats as sps
-
         p = sps.ttest_rel(tp, base).pvalue
         assert rows[("GRU4Rec", "tp")][4 + i] == f"{ms_text(tp)} {fpct((tp - base).mean() / base.mean())}, {fpeq(p)}"
     # a TP row without a baseline shows its numbers and no change
     caser = expected_cell("paper", "tp", "tp", "ml1m", "caser", "existing", "HR", (0, 1))
     assert rows[("Caser", "tp")][4] == ms_text(caser)
-    # epochs: best / run, mean over seeds (4, 6, 8 / 8, 10, 12), and the run at its cap
-    assert rows[("GRU4Rec", "baseline")][3] == "6 / 10"
-    assert rows[("SASRec", "tp")][3] == "6 / 11 (1 capped)"  # seed 2: best 10 of 12, capped
+    # epochs: best / run, mean over seeds (2, 4, 6 / 6, 8, 10), and the run at its cap (12 epochs, best 10)
+    assert rows[("GRU4Rec", "baseline")][3] == "4 / 8"
+    assert rows[("SASRec", "tp")][3] == "5 / 9 (1 capped)"  # (2 + 4 + 10) / 3, (6 + 8 + 12) / 3
     part = _study(built, "paper")
     assert "23 of 36 runs finished" in part and "0, 1, 2" in part
     assert "<code>tp</code> (TP; k 2, λ 0.1)" in part and "<code>baseline</code> (baseline; the backbone" in part
-    assert "19 of 60 runs finished" in _study(built, "ablation")
+    for name, st in studies_config()["studies"].items():  # finished of declared: cells × variants × seeds
+        declared = sum(map(len, st["cells"].values())) * len(st["variants"]) * len(st["seeds"])
+        finished = sum(len(seeds) for study, *_, seeds in RUNS if study == name)
+        assert f"{finished} of {declared} runs finished" in _study(built, name)
+    assert "19 of 42 runs finished" in _study(built, "ablation")
     # the verdict's class and words travel with the TP cell
     cls = [a for t, a in parse(part).tags if t == "td" and a.get("title") == "holds (p < 0.05)"]
     assert len(cls) == 6 and all("holds" in a["class"].split() for a in cls)
@@ -690,8 +716,6 @@ def test_figures_written_as_png_and_pdf_for_every_declared_dataset(built):
     for p in figures.glob("*.pdf"):
         assert p.read_bytes()[:5] == b"%PDF-"
     # each embedded image is the file written
-    import base64
-
     html = built["html"]
     for stem in ("fig4_topn_game", "fig6_k_movietweetings", "diag_ml1m"):
         uri = "data:image/png;base64," + base64.b64encode((figures / f"{stem}.png").read_bytes()).decode()
@@ -713,7 +737,11 @@ def drawn(built, tmp_path_factory):
         real = getattr(F, name)
         mp.setattr(F, name, lambda *a, _real=real, _name=name, **kw: calls[_name].append((a, kw)) or _real(*a, **kw))
     real_save = F.save_figure
-    mp.setattr(F, "save_figure", lambda fig, stem, *a: saved.setdefault(stem, fig) and real_save(fig, stem, *a))
+    def save(fig, stem, *a):
+        saved[stem] = fig
+        return real_save(fig, stem, *a)
+
+    mp.setattr(F, "save_figure", save)
     folder = tmp_path_factory.mktemp("figs")
     ds, bbs = ["music", "game", "ml1m", "movietweetings"], ["gru4rec", "caser", "sasrec"]
     try:
@@ -727,15 +755,16 @@ def drawn(built, tmp_path_factory):
 def test_figures_4_5_draw_the_main_studys_baseline_and_tp(drawn):
     for a, _ in drawn["calls"]["fig_topn"] + drawn["calls"]["fig_headtail"]:
         base, tp, ds, bbs = a[:4]
-        assert set(base["study"]) <= {"paper"} and set(tp["study"]) <= {"paper"}
-        assert set(base["variant"]) <= {"baseline"} and set(tp["variant"]) <= {"tp"}
+        assert set(base["study"]) == set(tp["study"]) == {"paper"}
+        assert set(base["variant"]) == {"baseline"} and set(tp["variant"]) == {"tp"}
         assert list(bbs) == {"ml1m": ["gru4rec", "caser", "sasrec"], "music": ["gru4rec", "caser"],
                              "game": ["sasrec"]}[ds]
     assert [a[2] for a, _ in drawn["calls"]["fig_topn"]] == ["music", "game", "ml1m"]
-    # Music Caser: the baseline's points only, though study `long` ran TP there
+    # Music (GRU4Rec, Caser): both methods in GRU4Rec's column; in Caser's the baseline's points only, though
+    # study `long` ran TP there
     fig = drawn["saved"]["fig4_topn_music"]
-    caser_axes = [ax for ax in fig.axes if ax.get_title() == "Caser"]
-    assert caser_axes and all(len(ax.containers) == 1 for ax in caser_axes[:1])
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["GRU4Rec", "Caser"] and len(fig.axes) == 8
+    assert [len(ax.containers) for ax in fig.axes] == [2, 1] * 4
     # Game: declared, not run: every panel says so
     game = drawn["saved"]["fig4_topn_game"]
     assert all(any(t.get_text() == "not run" for t in ax.texts) for ax in game.axes)
@@ -751,12 +780,12 @@ def test_figures_4_5_draw_the_main_studys_baseline_and_tp(drawn):
 
 def test_ablation_figures_values_seeds_and_not_run_points(drawn):
     """Figures 6-7 from the ablation study: the values its TP variants declare (k 1-3 at λ 0.1; λ 0, 0.1, 1 at
-    k 2), each backbone's points and its baseline over the seeds all of its points have; the declared value that
-    has no run (k 3) is marked "not run"; MovieTweetings, declared and not run, gets its figure."""
+    k 2; not the variant at k 4 and λ 0.01, on neither axis), each backbone's points and its baseline over the seeds
+    all of its points have; the declared value that has no run (k 3) is marked "not run"; MovieTweetings, declared
+    and not run, gets its figure."""
     calls = drawn["calls"]["fig_ablation"]
     assert [(a[2], a[4]) for a, _ in calls] == [("ml1m", "k"), ("movietweetings", "k"), ("ml1m", "lam"),
                                                 ("movietweetings", "lam")]
-    agg = drawn["agg"]
     for (tp, base, ds, bbs, param, values), kw in calls:
         assert list(values) == ([1.0, 2.0, 3.0] if param == "k" else [0.0, 0.1, 1.0])
         assert list(bbs) == (["gru4rec", "sasrec"] if ds == "ml1m" else ["sasrec"])
@@ -805,7 +834,7 @@ def test_diagnostics_carry_the_tail_share_and_curves_both_methods(drawn):
     assert "tail share (80% of the users drawn)" in sec.caption
     # disc_acc drawn is the main study's TP: mean over seeds per epoch (0.85 - 0.01 e)
     sasrec_acc = acc[2]
-    data = [line for line in sasrec_acc.lines if line.get_linestyle() != ":"][0]
+    data = next(line for line in sasrec_acc.lines if line.get_linestyle() != ":")
     assert np.allclose(data.get_ydata(), 0.85 - 0.01 * np.asarray(data.get_xdata()))
     assert max(data.get_xdata()) == 12  # the capped run's epochs
     # the curves: baseline and TP of the main study, validation epochs only
@@ -813,18 +842,24 @@ def test_diagnostics_carry_the_tail_share_and_curves_both_methods(drawn):
     assert T.protocol_words(PROTOCOL) in cur.caption
     fig = drawn["saved"]["curves_music"]
     ax = next(ax for ax in fig.axes if ax.get_title() == "GRU4Rec")
-    assert len(ax.lines) == 2 and all(list(line.get_xdata()) == [2, 4, 6, 8, 10, 12] for line in ax.lines)
+    assert len(ax.lines) == 2 and all(list(line.get_xdata()) == [2, 4, 6, 8, 10] for line in ax.lines)
     caser = next(ax for ax in fig.axes if ax.get_title() == "Caser")
     assert len(caser.lines) == 1  # baseline only: study long's TP on Music Caser is not drawn
 
 
-def test_diagnostics_tail_share_follows_the_config(drawn, tmp_path):
+def test_diagnostics_tail_share_follows_the_config(drawn, tmp_path, monkeypatch):
     """With split.head_frac 0.3 the reference line sits at 0.7."""
     agg = drawn["agg"]
     config = json.loads(json.dumps(agg.config))
     config["overrides"]["all"]["split.head_frac"] = 0.3
-    sec = S.diagnostics_section(dataclasses.replace(agg, config=config), "paper", ["game"], ["sasrec"], tmp_path)
+    figs = {}
+    real = F.save_figure
+    monkeypatch.setattr(F, "save_figure", lambda fig, stem, *a: figs.setdefault(stem, fig) and real(fig, stem, *a))
+    sec = S.diagnostics_section(dataclasses.replace(agg, config=config), "paper", ["ml1m"], ["sasrec"], tmp_path)
     assert "tail share (70% of the users drawn)" in sec.caption
+    assert sorted(figs) == ["diag_game", "diag_ml1m", "diag_music"]  # every declared dataset, named or not
+    refs = [line for ax in figs["diag_ml1m"].axes for line in ax.lines if line.get_linestyle() == ":"]
+    assert len(refs) == 3 and all(np.allclose(ref.get_ydata(), 0.7) for ref in refs)
 
 
 def test_diagnostics_table_is_the_main_studys_tp(built):
@@ -832,9 +867,9 @@ def test_diagnostics_table_is_the_main_studys_tp(built):
     (t,) = tables_with(parsed, "disc_acc (last)")
     rows = {(r[0], r[1]): r[2:] for r in t[1:]}
     assert len(rows) == 9  # main datasets × backbones
-    # ML1M SASRec: seeds 0-2 ran 8, 10, 12 epochs: mean last epoch 10.0, disc_acc at the last epoch 0.85 - 0.01 e
+    # ML1M SASRec: seeds 0-2 ran 6, 8, 12 epochs: mean last epoch 8.7, disc_acc at the last epoch 0.85 - 0.01 e
     r = rows[("ML1M", "SASRec")]
-    assert r[:2] == ["3", "10.0"] and r[4] == fnum(np.mean([0.85 - 0.01 * e for e in (8, 10, 12)]))
+    assert r[:2] == ["3", "8.7"] and r[4] == fnum(np.mean([0.85 - 0.01 * e for e in (6, 8, 12)]))
     assert rows[("Music", "Caser")] == ["not run"] * 11  # study long's TP there is not the main study's
     assert rows[("ML1M", "Caser")][0] == "2"
 
@@ -959,7 +994,8 @@ def test_stamp_outside_git(built, tmp_path):
 def _inside_git(path: Path) -> bool:
     if shutil.which("git") is None:
         return False
-    res = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True)
+    res = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True,
+                         check=False)
     return res.returncode == 0
 
 
@@ -1017,11 +1053,13 @@ def test_empty_aggregate_renders_everything_as_not_run(tmp_path):
     t3 = tables_with(parsed, "Baseline")
     assert len(t3) == 4
     for t in t3:
-        assert [(r[0], r[1]) for r in t[2:]] == [("Music", "GRU4Rec")] and t[2][-1] == "not run"
+        # the main study's dataset by the paper's three backbones
+        assert [(r[0], r[1]) for r in t[2:]] == [("Music", "GRU4Rec"), ("Music", "Caser"), ("Music", "SASRec")]
+        assert all(r[2] == r[5] == r[-1] == "not run" for r in t[2:])
     for name in ("paper", "ablation"):
         for t in parse(chunk(html, f'id="study-{name}"', "</table>")).tables:
             assert all(r[4:] == ["not run"] * 6 for r in t[2:])
-    assert "0 of 6 runs finished" in html and "0 of 12 runs finished" in html
+    assert "0 of 6 runs finished" in html and "0 of 14 runs finished" in html  # 1 × 2 × 3 seeds, 1 × 7 × 2
     assert "{{" not in html and "No run recorded (costs.csv is empty)." in html
     assert {p.stem for p in (tmp_path / "fig").glob("*.png")} == {
         "fig4_topn_music", "fig5_headtail_music", "curves_music", "diag_music", "fig6_k_ml1m", "fig7_lambda_ml1m"}
@@ -1058,7 +1096,25 @@ def test_headless_chromium_screenshot(built, tmp_path):
         "--window-size=1366,900",
         built["out"].resolve().as_uri(),
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert shot.is_file(), f"no screenshot (rc {res.returncode}): {res.stderr[-2000:]}"
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     assert _png_size(shot) == (1366, 900)
+
+
+def test_table3_shows_the_studys_control_baseline_not_any_baseline():
+    """A main study with two baseline variants: Table 3's baseline is the control the paired test used."""
+    from tplib.report.tables import table3
+
+    rows = []
+    for variant, method, mean in (("alt", "baseline", 0.30), ("baseline", "baseline", 0.20), ("tp", "tp", 0.22)):
+        for group in ("existing", "new"):
+            for metric in ("HR", "NDCG"):
+                rows.append({"study": "paper", "dataset": "ml1m", "backbone": "sasrec", "variant": variant,
+                             "method": method, "group": group, "subset": "all", "metric": metric, "N": 10,
+                             "mean": mean, "std": 0.01, "n": 3, "n_pairs": 3 if method == "tp" else np.nan,
+                             "diff_mean": 0.02 if method == "tp" else np.nan, "rel_improvement": 0.1,
+                             "p_ttest": 0.01, "p_wilcoxon": 0.25})
+    t3 = table3(pd.DataFrame(rows), "tp", ["sasrec"], ["ml1m"], base_name="baseline")
+    row = next(r for r in t3["subtables"][0]["rows"] if r["backbone"] == "SASRec")
+    assert row["base"]["text"].startswith("0.2000") and row["tp"]["text"].startswith("0.2200")

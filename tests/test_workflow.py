@@ -8,6 +8,7 @@ Every run uses ``--snakefile <repo>/Snakefile --directory <tmp>`` so that nothin
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -114,11 +115,12 @@ def test_dry_run_lists_every_study(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules", "--config", "download=True")
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout + res.stderr)
-    studies = yaml.safe_load(CONFIG.read_text())["studies"]
+    cfg = yaml.safe_load(CONFIG.read_text())
     per_study = {n: sum(map(len, st["cells"].values())) * len(st["variants"]) * len(st["seeds"])
-                 for n, st in studies.items()}
+                 for n, st in cfg["studies"].items() if not st.get("tuned_from")}  # tuned: once searched
     assert per_study["paper"] == 4 * 3 * 2 * 10 == 240
     assert counts["train"] == counts["evaluate"] == sum(per_study.values())
+    assert counts["tune"] == 2 * sum(sum(map(len, t["cells"].values())) for t in cfg["tunings"].values())
     assert counts["download"] == counts["prepare"] == 4
     assert counts["aggregate"] == counts["report"] == counts["all"] == 1
     assert not (tmp_path / "results").exists()
@@ -209,10 +211,11 @@ SMOKE_RUN_FILES = ("config.json", "run.json", "model.pt", "train_log.csv", "trai
                    "metrics.json", "ranks.csv.gz", "evaluate_config.json")
 
 
-def smoke_runs() -> list[str]:
+def smoke_runs(tuned: bool = True) -> list[str]:
+    """The smoke run's run folders; ``tuned=False``: without the study that starts from a search."""
     studies = yaml.safe_load(SMOKE.read_text())["studies"]
     return [f"{n}/{d}/{b}/{v}/seed{seed}" for n, st in studies.items() for d, bbs in st["cells"].items()
-            for b in bbs for v in st["variants"] for seed in st["seeds"]]
+            for b in bbs for v in st["variants"] for seed in st["seeds"] if tuned or not st.get("tuned_from")]
 
 
 @pytest.mark.slow
@@ -222,9 +225,20 @@ def test_smoke_run_end_to_end(tmp_path):
     # its duration (budget: 10 minutes on 2 cores) is in the test command's --durations report
     res = snakemake(tmp_path, "--cores", "2", configfiles=(CONFIG, SMOKE), timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
+    assert not (tmp_path / "results" / "runs" / "smoke-tuned").exists()  # its searches had not finished at parse
+    trials = pd.read_csv(tmp_path / "results" / "tuning" / "trials.csv")
+    assert sorted(trials["method"]) == ["baseline"] * 2 + ["tp"] * 2 and set(trials["state"]) == {"COMPLETE"}
+    base_best = json.loads((tmp_path / "results/tuning/smoke-fair/mt-sample/sasrec/baseline/best.json").read_text())
+    tp_best = json.loads((tmp_path / "results/tuning/smoke-fair/mt-sample/sasrec/tp/best.json").read_text())
+    assert f"model.d={base_best['params']['model.d']}" in tp_best["sets"]  # TP on the baseline's architecture
+    second = snakemake(tmp_path, "--cores", "2", configfiles=(CONFIG, SMOKE), timeout=900)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-5000:]
+    tuned = json.loads((tmp_path / "results/runs/smoke-tuned/mt-sample/sasrec/tp/seed0/config.json").read_text())
+    assert tuned["tp"]["alpha"] == tp_best["params"]["tp.alpha"] and tuned["model"]["d"] == base_best["params"]["model.d"]
+    assert tuned["train"]["max_epochs"] == 2  # the study's protocol
 
     runs = smoke_runs()
-    assert len(runs) == 3 * 2 * 2 + 1 * 4 * 2 == 20
+    assert len(runs) == 3 * 2 * 2 + 1 * 4 * 2 + 1 * 2 * 2 == 24
     for f in ("dataset.npz", "stats.json"):
         assert (tmp_path / "results" / "data" / "mt-sample" / f).is_file()
     for run in runs:
@@ -237,7 +251,7 @@ def test_smoke_run_end_to_end(tmp_path):
     assert made == set(runs)  # nothing more, nothing less
     agg = tmp_path / "results" / "aggregate"
     tidy = pd.read_csv(agg / "runs.csv")
-    assert len(tidy) == 20 * 2 * 3 * 2 * 5
+    assert len(tidy) == 24 * 2 * 3 * 2 * 5
     assert {"study", "variant", "eval_every", "patience", "max_epochs", "min_epochs", "k", "lam", "alpha", "beta",
             "P"} <= set(tidy.columns)
     assert set(tidy.loc[tidy["study"] == "smoke-ablation", "max_epochs"]) == {2}
@@ -245,12 +259,13 @@ def test_smoke_run_end_to_end(tmp_path):
     tp = summary[summary["method"] == "tp"]
     assert (tp["n_pairs"] == 2).all() and set(tp["control"]) == {"baseline"}
     costs = pd.read_csv(agg / "costs.csv")
-    assert len(costs) == 20 and costs["seconds"].notna().all()
+    assert len(costs) == 24 and costs["seconds"].notna().all()
     assert set(pd.read_csv(agg / "diagnostics.csv")["method"]) == {"baseline", "tp"}
     assert list(pd.read_csv(agg / "stats.csv")["dataset"]) == ["mt-sample"]
-    assert set(yaml.safe_load((agg / "config.yaml").read_text())["studies"]) == {"smoke", "smoke-ablation"}
+    assert set(yaml.safe_load((agg / "config.yaml").read_text())["studies"]) == {"smoke", "smoke-ablation", "smoke-tuned"}
     html = (tmp_path / "report" / "report.html").read_text()
-    assert "smoke-ablation" in html and any((tmp_path / "results" / "figures").glob("*.png"))
+    assert "smoke-ablation" in html and "Tuning <code>smoke-fair</code>" in html
+    assert any((tmp_path / "results" / "figures").glob("search_smoke-fair_*.png"))
 
     again = snakemake(tmp_path, "-n", configfiles=(CONFIG, SMOKE))
     assert again.returncode == 0
@@ -340,5 +355,6 @@ def test_results_made_outside_the_workflow_do_not_hide_missing_runs(tmp_path):
     res = snakemake(tmp_path, "-n", configfiles=(CONFIG, SMOKE))
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout + res.stderr)
-    assert counts["train"] == counts["evaluate"] == len(smoke_runs()) == 20, counts
+    assert counts["train"] == counts["evaluate"] == len(smoke_runs(tuned=False)) == 20, counts
+    assert counts["tune"] == 2, counts
     assert counts["aggregate"] == counts["report"] == 1, counts

@@ -59,6 +59,7 @@ __all__ = [
     "stats_table",
     "summarise",
     "tidy_metrics",
+    "trials_table",
 ]
 
 ID_KEYS = ["study", "dataset", "backbone", "variant", "method", "seed"]  # a run's identity
@@ -457,3 +458,17 @@ def aggregate(
 
 def _cell_value(v: Any) -> Any:
     return ",".join(map(str, v)) if isinstance(v, tuple) else v
+
+
+TRIAL_KEYS = ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds"]
+
+
+def trials_table(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Every search's trials (``tp tune``'s trials.csv) in one table: study (the search's name), dataset, backbone,
+    method, trial, state, value, seconds, then one ``params_<section.key>`` column per searched setting."""
+    frames = [pd.read_csv(p) for p in paths]
+    if not frames:
+        return pd.DataFrame(columns=TRIAL_KEYS)
+    df = pd.concat(frames, ignore_index=True, sort=False)
+    params = sorted(c for c in df.columns if c.startswith("params_"))
+    return df[[*TRIAL_KEYS, *params]].sort_values(["study", "trial"], ignore_index=True)

@@ -6,7 +6,7 @@
     tp fetch    --dataset NAME --resources DIR
     tp tune     --data DIR --backbone B --method M --space JSON --trials N --out DIR [--storage URL] [--set k=v ...]
     tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] --out DIR
-    tp report   --aggregate DIR --out report/report.html [--figures DIR] [--readme README.md]
+    tp report   --aggregate DIR --out report/report.html [--figures DIR] [--readme README.md] [--trials CSV]
 
 Each subcommand parses its arguments and calls one library function. Bad input stops with one line on stderr
 (``tp: error: ...``) and exit status 2; nothing that looks complete is left behind.
@@ -130,7 +130,8 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from tplib.report import render_report
 
-    print(render_report(Path(args.aggregate), Path(args.out), figures_dir=Path(args.figures), readme=args.readme))
+    print(render_report(Path(args.aggregate), Path(args.out), figures_dir=Path(args.figures), readme=args.readme,
+                        trials=args.trials))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="the HTML file, e.g. report/report.html (self-contained)")
     pr.add_argument("--figures", default="results/figures", help="where the figures go as PNG and PDF")
     pr.add_argument("--readme", help="a README whose results block is rewritten from the same tables")
+    pr.add_argument("--trials", help="every search's trials (results/tuning/trials.csv), for the fair test's section")
     pr.set_defaults(func=_cmd_report)
     return p
 

@@ -10,8 +10,10 @@ seed{seed}``, and a run already there whose recorded settings differ from the st
 
 from __future__ import annotations
 
+import json
 import math
 from collections import namedtuple
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,21 +37,63 @@ class StudyError(ValueError):
     """A study, a selection or a setting the workflow config cannot run. The message names it."""
 
 
+Search = namedtuple("Search", ["tuning", "dataset", "backbone", "method"])
+
+
 def studies_to_run(config: dict[str, Any]) -> list[str]:
-    """The studies ``config`` runs: its ``run`` list, else (absent or empty) every declared study."""
-    declared = config.get("studies") or {}
+    """The studies ``config`` runs: those its ``run`` list names, else (absent or empty) every declared study."""
+    declared, tunings = config.get("studies") or {}, config.get("tunings") or {}
     names = list(config.get("run") or declared)
-    unknown = [n for n in names if n not in declared]
+    unknown = [n for n in names if n not in declared and n not in tunings]
     if unknown:
-        raise StudyError(f"run: unknown study {unknown[0]!r}; the config declares {', '.join(declared) or 'none'}")
-    return names
+        raise StudyError(f"run: unknown study {unknown[0]!r}; the config declares "
+                         f"{', '.join([*declared, *tunings]) or 'none'}")
+    return [n for n in names if n in declared]
+
+
+def tunings_to_run(config: dict[str, Any]) -> list[str]:
+    """The searches ``config`` runs: those ``run`` names and those its studies start from; with no ``run``, all."""
+    tunings = config.get("tunings") or {}
+    if not config.get("run"):
+        return list(tunings)
+    named = [n for n in config["run"] if n in tunings]
+    used = [config["studies"][s].get("tuned_from") for s in studies_to_run(config)]
+    return list(dict.fromkeys(n for n in [*named, *used] if n))
+
+
+def tuning_dir(search: Search) -> str:
+    return f"results/tuning/{search.tuning}/{search.dataset}/{search.backbone}/{search.method}"
+
+
+def all_searches(config: dict[str, Any]) -> list[Search]:
+    """Every search of the tunings to run (both methods of every cell), narrowed by ``select``."""
+    sel = config.get("select") or {}
+    out = []
+    for name in tunings_to_run(config):
+        for d, bbs in config["tunings"][name]["cells"].items():
+            out += [Search(name, d, b, m) for b in bbs for m in ("baseline", "tp")
+                    if (not sel.get("datasets") or d in sel["datasets"]) and
+                    (not sel.get("backbones") or b in sel["backbones"])]
+    return out
+
+
+def tuned_sets(config: dict[str, Any], run: Run, root: str | Path = ".") -> list[str] | None:
+    """For a run of a study with ``tuned_from``: the best trial's settings of its cell and method (None while that
+    search has not finished); for any other run: []."""
+    tuning = config["studies"][run.study].get("tuned_from")
+    if not tuning:
+        return []
+    best = Path(root) / tuning_dir(Search(tuning, run.dataset, run.backbone, run_method(config, run))) / "best.json"
+    return json.loads(best.read_text())["sets"] if best.is_file() else None
 
 
 def study_runs(config: dict[str, Any], name: str) -> list[Run]:
-    """Every run study ``name`` declares: its cells x variants x seeds, dataset by dataset (no selection)."""
+    """Every run study ``name`` declares: its cells x variants x seeds, dataset by dataset (no selection). A
+    study that starts from a search has runs only where that search has finished."""
     st = config["studies"][name]
-    return [Run(name, d, b, v, int(s)) for d, bbs in st["cells"].items() for b in bbs for v in st["variants"]
+    runs = [Run(name, d, b, v, int(s)) for d, bbs in st["cells"].items() for b in bbs for v in st["variants"]
             for s in st["seeds"]]
+    return [r for r in runs if not st.get("tuned_from") or tuned_sets(config, r) is not None]
 
 
 def all_runs(config: dict[str, Any]) -> list[Run]:
@@ -75,15 +119,17 @@ def fmt_value(v: Any) -> str:
 
 def run_sets(config: dict[str, Any], run: Run) -> list[str]:
     """The `tp train --set` overrides of one run, as 'section.key=value' strings: the config's overrides in order
-    all -> dataset -> backbone -> method, then the variant's own settings, then the study's protocol (later
-    wins; the protocol keys are refused anywhere else, see :func:`check_studies`)."""
+    all -> dataset -> backbone -> method, then (a study with ``tuned_from``) the search's best settings for the
+    cell and method, then the variant's own settings, then the study's protocol (later wins; the protocol keys
+    are refused anywhere else, see :func:`check_studies`)."""
     st = config["studies"][run.study]
     variant = st["variants"][run.variant]
     ov = config.get("overrides") or {}
+    tuned = dict(s.split("=", 1) for s in tuned_sets(config, run) or [])
     merged: dict[str, Any] = {}
     for part in (ov.get("all"), (ov.get("datasets") or {}).get(run.dataset),
                  (ov.get("backbones") or {}).get(run.backbone), (ov.get("methods") or {}).get(variant["method"]),
-                 variant.get("set")):
+                 tuned, variant.get("set")):
         merged.update(part or {})
     merged.update({PROTOCOL_KEYS[k]: v for k, v in st["protocol"].items()})
     return [f"{k}={fmt_value(v)}" for k, v in merged.items()]
@@ -113,6 +159,7 @@ def check_studies(config: dict[str, Any], managed: dict[str, str]) -> list[str]:
                for vn, v in st["variants"].items()]
     for where, sets in places:
         problems += [f"{where}: {key} is set by {refused[key]}, not here" for key in (sets or {}) if key in refused]
+    problems += check_tunings(config, refused)
     try:
         names = studies_to_run(config)
     except StudyError as e:
@@ -121,6 +168,8 @@ def check_studies(config: dict[str, Any], managed: dict[str, str]) -> list[str]:
     sel = config.get("select") or {}
     for field_ in ("datasets", "backbones", "variants", "seeds"):
         have = {str(getattr(r, field_[:-1])) for r in runs}
+        if field_ in ("datasets", "backbones"):
+            have |= {str(getattr(s, field_[:-1])) for s in all_searches({**config, "select": {}})}
         problems += [f"select.{field_}: {v!r} is in none of the studies run ({', '.join(names)})"
                      for v in sel.get(field_) or () if str(v) not in have]
     if problems:
@@ -134,6 +183,34 @@ def check_studies(config: dict[str, Any], managed: dict[str, str]) -> list[str]:
             run_config(config, r)
         except Exception as e:  # ConfigError
             problems.append(f"studies.{r.study} {r.dataset}/{r.backbone}/{r.variant}: {e}")
+    return problems
+
+
+def check_tunings(config: dict[str, Any], refused: dict[str, str]) -> list[str]:
+    """Problems of the config's searches, one line each: a study starting from an undeclared search, a search
+    space or fixed setting that does not build a config, a protocol key outside the protocol, a kept setting the
+    baseline does not search."""
+    from tplib.tune import check_space
+
+    problems = []
+    tunings = config.get("tunings") or {}
+    for sn, st in (config.get("studies") or {}).items():
+        if st.get("tuned_from") and st["tuned_from"] not in tunings:
+            problems.append(f"studies.{sn}.tuned_from: no search {st['tuned_from']!r} under tunings")
+    for tn, tu in tunings.items():
+        for method in ("baseline", "tp"):
+            fixed = (tu.get("fixed") or {}).get(method) or {}
+            where = f"tunings.{tn}"
+            problems += [f"{where}.fixed.{method}: {k} is set by {refused[k]}, not here" for k in fixed if k in refused]
+            problems += [f"{where}.spaces.{method}: {k} is set by {refused[k]}, not here"
+                         for k in tu["spaces"][method] if k in refused]
+            try:
+                check_space(tu["spaces"][method], "sasrec", method)
+                build_config("sasrec", method, 0, "", parse_sets([f"{k}={fmt_value(v)}" for k, v in fixed.items()]))
+            except Exception as e:  # ConfigError
+                problems.append(f"{where} ({method}): {e}")
+        problems += [f"tunings.{tn}.keep: {k} is not searched for the baseline" for k in tu.get("keep") or []
+                     if k not in tu["spaces"]["baseline"]]
     return problems
 
 

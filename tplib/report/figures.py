@@ -31,6 +31,7 @@ __all__ = [
     "fig_diagnostics",
     "fig_headtail",
     "fig_topn",
+    "fig_trials",
     "save_figure",
 ]
 
@@ -363,3 +364,38 @@ def save_figure(fig: Figure, stem: str, title: str, folder: Path) -> SavedFigure
     fig.savefig(pdf, format="pdf", metadata={"CreationDate": None})  # no clock: the same data, the same file
     uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
     return SavedFigure(stem, title, png, pdf, uri)
+
+
+def fig_trials(trials: pd.DataFrame, tuning: str, dataset: str, backbones: Sequence[str]) -> Figure:
+    """One search per method and backbone of one dataset: each trial's value (dots: finished; crosses: pruned)
+    and the best finished value so far (line), against the trial number."""
+    fig, axes = _new_figure(1, len(backbones), 3.3, 2.6)
+    handles: dict[str, object] = {}
+    for j, bb in enumerate(backbones):
+        ax = axes[0, j]
+        drawn = False
+        for method in ("baseline", "tp"):
+            t = trials[(trials["study"] == f"{tuning}-{dataset}-{bb}-{method}").to_numpy(dtype=bool)] \
+                if len(trials) else trials
+            if t.empty:
+                continue
+            t = t.sort_values("trial")
+            done = t[t["state"] == "COMPLETE"]
+            pruned = t[t["state"] == "PRUNED"]
+            ax.scatter(done["trial"], done["value"], color=COLORS[method], s=12)
+            ax.scatter(pruned["trial"], pruned["value"], color=COLORS[method], s=14, marker="x")
+            best = t["value"].where(t["state"] == "COMPLETE").cummax()
+            (h,) = ax.plot(t["trial"], best, color=COLORS[method], lw=1.3)
+            handles.setdefault("baseline" if method == "baseline" else "TP", h)
+            drawn = True
+        ax.set_title(label(bb))
+        if drawn:
+            ax.grid(alpha=0.3)
+            ax.set_xlabel("trial")
+        else:
+            _not_run(ax)
+        if j == 0:
+            ax.set_ylabel("validation NDCG@10", fontsize=9)
+    _legend(fig, list(handles.values()), list(handles))
+    fig.suptitle(f"{label(dataset)}: search {tuning} (dots: trials, x: pruned, line: best so far)", fontsize=11)
+    return fig

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import pandas as pd
 
 from tplib.config import BACKBONES, ConfigError
 from tplib.data.dataset import DataError, atomic_write_text
@@ -36,8 +37,11 @@ def _order(present: set[str], first: tuple[str, ...]) -> list[str]:
     return [*first, *sorted(present - set(first))]
 
 
-def build_context(agg: Aggregate, figures_dir: Path, repo: Path | None = None) -> dict[str, Any]:
-    """Everything the template shows."""
+def build_context(
+    agg: Aggregate, figures_dir: Path, repo: Path | None = None, trials: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """Everything the template shows (``trials``: every search's trials, results/tuning/trials.csv)."""
+    trials = trials if trials is not None else pd.DataFrame(columns=["study", "trial", "state", "value"])
     report = agg.config.get("report") or {}
     main, ablation = report.get("main"), report.get("ablation")
     for role, name in (("main", main), ("ablation", ablation)):
@@ -52,7 +56,8 @@ def build_context(agg: Aggregate, figures_dir: Path, repo: Path | None = None) -
         cfg = T.study_config(agg, main, main_cells[0][0], main_cells[0][1][0], tp_name or "baseline")
     except ConfigError as e:
         raise DataError(f"the studies' settings do not build a run config: {e}") from None
-    t3 = T.table3(agg.study("summary", main), tp_name, backbones, [d for d, _ in main_cells])
+    t3 = T.table3(agg.study("summary", main), tp_name, backbones, [d for d, _ in main_cells],
+                  base_name=T.control_variant(agg, main))
     hp_header, hp_rows = T.hyperparameter_rows(agg, main, tp_name or "baseline", [d for d, _ in main_cells],
                                                backbones)
     dg_header, dg_rows = T.diagnostics_rows(
@@ -68,11 +73,13 @@ def build_context(agg: Aggregate, figures_dir: Path, repo: Path | None = None) -
         "table2": T.table2(agg.stats),
         "table3": t3,
         "studies": [T.study_blocks(agg, s, datasets, backbones) for s in study_order],
+        "searches": T.search_blocks(agg, trials),
         "figures": [
             *S.main_figures(agg, main, datasets, backbones, figures_dir),
             *S.ablation_figures(agg, ablation, datasets, backbones, figures_dir),
             S.curves_section(agg, main, datasets, backbones, figures_dir),
             S.diagnostics_section(agg, main, datasets, backbones, figures_dir),
+            *S.search_figures(agg, trials, figures_dir),
         ],
         "diag_header": dg_header,
         "diag_rows": dg_rows,
@@ -103,13 +110,19 @@ def _environment() -> jinja2.Environment:
 
 def render_report(
     aggregate_dir: str | Path, out: str | Path, *, figures_dir: str | Path = "results/figures",
-    readme: str | Path | None = None,
+    readme: str | Path | None = None, trials: str | Path | None = None,
 ) -> Path:
     """Render the report of the tables in ``aggregate_dir`` to ``out`` (one HTML file, written atomically); the
     figures also go to ``figures_dir`` as PNG and PDF. ``readme``: a README whose results block
-    (:func:`tplib.report.tables.readme_block`) is rewritten from the same tables. Returns ``out``."""
+    (:func:`tplib.report.tables.readme_block`) is rewritten from the same tables. ``trials``: every search's
+    trials (results/tuning/trials.csv) for the fair test's section. Returns ``out``."""
     agg = load_aggregate(aggregate_dir)
-    ctx = build_context(agg, Path(figures_dir))
+    table = None
+    if trials is not None:
+        if not Path(trials).is_file():
+            raise DataError(f"{trials}: not found; the workflow's aggregate rule writes it")
+        table = pd.read_csv(trials, dtype={"study": str})
+    ctx = build_context(agg, Path(figures_dir), trials=table)
     atomic_write_text(Path(out), _environment().get_template("report.html.j2").render(**ctx))
     if readme is not None:
         path = Path(readme)

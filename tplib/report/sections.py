@@ -14,7 +14,7 @@ import pandas as pd
 from tplib.aggregate import summarise
 from tplib.report import figures as F
 from tplib.report.load import Aggregate
-from tplib.report.tables import protocol_words, study_config, tp_variant
+from tplib.report.tables import control_variant, protocol_words, study_config, tp_variant
 
 __all__ = ["FigureSection", "ablation_figures", "curves_section", "diagnostics_section", "main_figures"]
 
@@ -49,7 +49,7 @@ def main_figures(agg: Aggregate, study: str, datasets: Sequence[str], backbones:
     """Figures 4 and 5 of the main study, one figure per declared dataset."""
     s = agg.study("summary", study)
     tp_name = tp_variant(agg, study)
-    base, tp = _rows(s, method="baseline"), _rows(s, variant=tp_name)
+    base, tp = _rows(s, variant=control_variant(agg, study)), _rows(s, variant=tp_name)
     sections = []
     for key, title, caption, draw, prefix in (
         ("fig4", "Figure 4: top-N accuracy, baseline vs TP",
@@ -114,7 +114,7 @@ def ablation_figures(agg: Aggregate, study: str, datasets: Sequence[str], backbo
             for bb, g in d.groupby("backbone"):
                 seeds[bb] = _shared_seeds(g, param)
                 use = seeds[bb] or sorted(int(x) for x in set(g["seed"]))
-                same = _rows(runs, dataset=ds, backbone=bb, method="baseline")
+                same = _rows(runs, dataset=ds, backbone=bb, variant=control_variant(agg, study))
                 parts += [same[same["seed"].isin(use)], g[g["seed"].isin(use)]]
             cells_df = summarise(pd.concat(parts)) if parts else agg.study("summary", study).iloc[0:0]
             fig = F.fig_ablation(_rows(cells_df, method="tp"), _rows(cells_df, method="baseline"), ds, bbs, param,
@@ -153,7 +153,7 @@ def curves_section(agg: Aggregate, study: str, datasets: Sequence[str], backbone
     diag = agg.study("diagnostics", study)
     tp_name = tp_variant(agg, study)
     protocol = (agg.studies.get(study) or {}).get("protocol") or {}
-    series = [("Baseline", _rows(diag, method="baseline"), F.COLORS["baseline"]),
+    series = [("Baseline", _rows(diag, variant=control_variant(agg, study)), F.COLORS["baseline"]),
               ("TP", _rows(diag, variant=tp_name), F.COLORS["tp"])]
     sec = FigureSection(
         "curves", "Curves", f"Validation accuracy per epoch (study {study})",
@@ -167,3 +167,21 @@ def curves_section(agg: Aggregate, study: str, datasets: Sequence[str], backbone
         fig = F.fig_curves(series, ds, bbs, metric)
         sec.figures.append(F.save_figure(fig, f"curves_{ds}", F.label(ds), folder))
     return sec
+
+
+def search_figures(agg: Aggregate, trials: pd.DataFrame, folder: Path) -> list[FigureSection]:
+    """The fair test's trial histories: per search and dataset, every trial's validation score and the best so far,
+    the baseline's and TP's searches in one plot per backbone."""
+    sections = []
+    for name, tu in (agg.config.get("tunings") or {}).items():
+        sec = FigureSection(
+            f"search-{name}", "Searches", f"The searches of tuning {name}: every trial",
+            "Each trial's best validation NDCG@10 (dots; a pruned trial's best before it was stopped) and the best so "
+            f"far (line), the baseline's search and TP's, {tu['trials']} trials each on seed {tu.get('seed', 0)}'s "
+            "split. Only validation items are read.",
+        )
+        for ds, bbs in (tu.get("cells") or {}).items():
+            fig = F.fig_trials(trials, name, ds, bbs)
+            sec.figures.append(F.save_figure(fig, f"search_{name}_{ds}", F.label(ds), folder))
+        sections.append(sec)
+    return sections

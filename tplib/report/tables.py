@@ -29,6 +29,14 @@ STAT_LABELS = {
 }
 
 
+def control_variant(agg: Aggregate, study: str) -> str | None:
+    """The study's baseline variant that TP is compared with (as tplib.aggregate pairs them): the one named
+    "baseline", else the study's only baseline-method variant."""
+    variants = (agg.studies.get(study) or {}).get("variants") or {}
+    bases = [v for v, spec in variants.items() if spec.get("method") == "baseline"]
+    return "baseline" if "baseline" in bases else (bases[0] if len(bases) == 1 else None)
+
+
 def tp_variant(agg: Aggregate, study: str) -> str | None:
     """The study's TP variant that Table 3 and Figures 4-5 show: "tp" if declared, else its only TP variant."""
     variants = (agg.studies.get(study) or {}).get("variants") or {}
@@ -160,14 +168,15 @@ def _rel(ours: Any, paper: Any) -> float:
 
 
 def table3(
-    summary: pd.DataFrame, tp_name: str | None, backbones: Sequence[str], datasets: Sequence[str], N: int = 10
+    summary: pd.DataFrame, tp_name: str | None, backbones: Sequence[str], datasets: Sequence[str], N: int = 10,
+    base_name: str | None = "baseline",
 ) -> dict[str, Any]:
     """HR@N and NDCG@N of every dataset × backbone (the paper's twelve, then any other run) of one study's rows
-    (``summary``), its baseline and its TP variant ``tp_name``: ours (mean ± std, n), the paper's, the relative
+    (``summary``), its control baseline variant ``base_name`` and its TP variant ``tp_name``: ours (mean ± std, n), the paper's, the relative
     difference, TP's improvement (ours and the paper's), the paired tests and the verdict. Returns the
     sub-tables, an overview matrix and verdict counts."""
     paper = paper_table3()
-    base = summary[(summary["method"] == "baseline").to_numpy(dtype=bool)] if len(summary) else summary
+    base = summary[(summary["variant"] == base_name).to_numpy(dtype=bool)] if len(summary) else summary
     tp = summary[(summary["variant"] == tp_name).to_numpy(dtype=bool)] if len(summary) else summary
     subtables, overview, counts = [], {}, {}
     for group in ("existing", "new"):
@@ -238,23 +247,6 @@ def _ms(c: dict[str, Any] | None) -> dict[str, str]:
         return {"text": "not run", "n": "", "cls": "notrun"}
     std = "" if _isnan(c.get("std")) else f" ± {float(c['std']):.4f}"
     return {"text": f"{fnum(c['mean'])}{std}", "n": f"n={int(c['n'])}", "cls": ""}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Diagnostics and costs
-
-
-DIAG_SUMMARY = (
-    "loss",
-    "adv_loss",
-    "disc_acc",
-    "diag_cos_hh",
-    "diag_cos_ht",
-    "diag_cos_tt",
-    "diag_dot_hh",
-    "diag_dot_ht",
-    "diag_dot_tt",
-)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -465,19 +457,6 @@ HP_COLS = (
 )
 
 
-HP_COLS = (
-    ("d", "model.d"),
-    ("max_len", "model.max_len"),
-    ("dropout", "model.dropout"),
-    ("blocks×heads", None),
-    ("Caser L/T/nv/nh", None),
-    ("lr", "train.lr"),
-    ("Adam β2", "train.adam_beta2"),
-    ("weight decay", "train.weight_decay"),
-    ("batch", "train.batch_size"),
-)
-
-
 def hyperparameter_rows(
     agg: Aggregate, study: str, variant: str, datasets: Sequence[str], backbones: Sequence[str]
 ) -> tuple[list[str], list[dict[str, Any]]]:
@@ -635,7 +614,7 @@ def readme_block(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[st
     row per dataset × backbone (mean over seeds, the paired change, its p-value), "not run" where no pair is."""
     main = (agg.config.get("report") or {}).get("main")
     st = agg.studies[main]
-    tp_name = tp_variant(agg, main)
+    tp_name, base_name = tp_variant(agg, main), control_variant(agg, main)
     summary, costs = agg.study("summary", main), agg.study("costs", main)
     cells = st.get("cells") or {}
     declared = sum(map(len, cells.values())) * len(st.get("variants") or {}) * len(st.get("seeds") or [])
@@ -644,7 +623,7 @@ def readme_block(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[st
         for bb in [b for b in backbones if b in cells[ds]]:
             out = [label(ds), label(bb)]
             for group in ("existing", "new"):
-                b = _cell(summary[(summary["method"] == "baseline").to_numpy(dtype=bool)], ds, bb, group, "HR", 10)
+                b = _cell(summary[(summary["variant"] == base_name).to_numpy(dtype=bool)], ds, bb, group, "HR", 10)
                 t = _cell(summary[(summary["variant"] == tp_name).to_numpy(dtype=bool)], ds, bb, group, "HR", 10)
                 text, cls = verdict(t.get("diff_mean") if t else None, t.get("p_ttest") if t else None,
                                     t.get("n_pairs") if t else None, b is not None, t is not None,
@@ -684,3 +663,47 @@ def replace_readme_block(text: str, block: str) -> str:
     if a < 0 or e < a or text.count(README_START) != 1:
         raise DataError(f"the README needs exactly one results block: a line {README_START!r} ... {README_END!r}")
     return text[:a] + block + text[e + len(README_END):]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The fair test: the searches
+
+#: The paper's settings, for the chosen hyperparameters' table ("—": the paper gives none).
+PAPER_SETTINGS = {"train.lr": "—", "model.d": "10–50 (grid)", "model.dropout": "—", "train.weight_decay": "—",
+                  "tp.alpha": "—", "tp.beta": "0.001", "tp.adam_beta2": "— (Adam)", "tp.lam": "0, 0.01, 0.1, 1, 10",
+                  "tp.P": "1", "tp.loss_weighting": "—", "tp.k": "2"}
+
+
+def _fmt_param(v: Any) -> str:
+    if isinstance(v, float) and not _isnan(v):
+        return f"{v:.3g}"
+    return "—" if _isnan(v) else str(v)
+
+
+def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per search (tuning × cell): each method's budget (trials finished, pruned, failed), best validation score
+    and chosen settings beside the paper's; "not run" where a search has no trial yet."""
+    blocks = []
+    for name, tu in (agg.config.get("tunings") or {}).items():
+        rows = []
+        for ds, bbs in (tu.get("cells") or {}).items():
+            for bb in bbs:
+                for method in ("baseline", "tp"):
+                    t = trials[(trials["study"] == f"{name}-{ds}-{bb}-{method}").to_numpy(dtype=bool)] \
+                        if len(trials) else trials
+                    states = t["state"].value_counts().to_dict() if len(t) else {}
+                    done = t[t["state"] == "COMPLETE"] if len(t) else t
+                    best = done.sort_values(["value", "trial"], ascending=[False, True]).iloc[0] if len(done) else None
+                    keys = list(tu["spaces"][method])
+                    chosen = [{"key": k, "value": _fmt_param(best[f"params_{k}"]) if best is not None
+                               and f"params_{k}" in best else "not run", "paper": PAPER_SETTINGS.get(k, "—")}
+                              for k in keys]
+                    rows.append({"dataset": label(ds), "backbone": label(bb), "method": METHOD_LABEL.get(method, method),
+                                 "budget": f"{len(done) + states.get('PRUNED', 0)} of {tu['trials']}",
+                                 "pruned": str(states.get("PRUNED", 0)), "failed": str(states.get("FAIL", 0)),
+                                 "best": fnum(best["value"]) if best is not None else "not run",
+                                 "chosen": chosen, "not_run": best is None})
+        blocks.append({"name": name, "title": tu.get("title", name), "about": tu.get("about", ""),
+                       "protocol": protocol_words(tu["protocol"]), "trials": tu["trials"], "seed": tu.get("seed", 0),
+                       "rows": rows})
+    return blocks

@@ -1,6 +1,7 @@
 # Every finished run of the studies in `run` -> results/aggregate/*.csv (tplib.aggregate.aggregate; a script,
-# so that the list of runs is not limited by the length of a command line), and the studies as configured
-# (config.yaml: titles, protocols, variants, overrides) for the report.
+# so that the list of runs is not limited by the length of a command line), the studies as configured
+# (config.yaml: titles, protocols, variants, searches, overrides) for the report, and every search's trials in
+# one table (results/tuning/trials.csv).
 
 
 rule aggregate:
@@ -10,6 +11,9 @@ rule aggregate:
         summaries=run_files("train_summary.json", aggregated_runs()),
         train_logs=run_files("train_log.csv", aggregated_runs()),
         stats=dataset_files("stats.json", study_datasets()),
+        trials=search_files(
+            "trials.csv", list(dict.fromkeys(finished_searches() + all_searches()))
+        ),
     output:
         runs="results/aggregate/runs.csv",
         summary="results/aggregate/summary.csv",
@@ -17,6 +21,7 @@ rule aggregate:
         diagnostics="results/aggregate/diagnostics.csv",
         stats="results/aggregate/stats.csv",
         config="results/aggregate/config.yaml",
+        trials="results/tuning/trials.csv",
     log:
         "logs/aggregate/aggregate.log",
     conda:

@@ -35,12 +35,6 @@ MANAGED_KEYS = {
     "train.device": "the top-level `device` key",
     "train.threads": "the rule's threads (profiles: set-threads)",
 }
-RUN_FILES = (
-    "config.json",
-    "train_log.csv",
-    "train_summary.json",
-    "metrics.json",
-)  # what a finished run holds
 
 # ---------------------------------------------------------------------------------------------------------
 # The runs (tplib.grid: the same list benchmarks/grid_cost.py prices)
@@ -70,32 +64,28 @@ def aggregated_runs():
 
 
 def study_datasets():
-    """Every dataset the studies in `run` declare: Table 2 shows them all, run or not."""
-    return list(
-        dict.fromkeys(
-            d
-            for n in grid.studies_to_run(config)
-            for d in config["studies"][n]["cells"]
-        )
-    )
+    """Every dataset the studies and searches in `run` declare: Table 2 shows them all, run or not."""
+    studies = [
+        d for n in grid.studies_to_run(config) for d in config["studies"][n]["cells"]
+    ]
+    searches = [
+        d for n in grid.tunings_to_run(config) for d in config["tunings"][n]["cells"]
+    ]
+    return list(dict.fromkeys(studies + searches))
 
 
 def studies_config():
     """The studies as configured, for the report: those in `run` and the two the report's Table 3 and Figures 6-7
-    read (shown as not run where they are not in `run`), and the shared overrides; no run-time keys.
-    """
+    read (shown as not run where they are not in `run`), the searches, and the shared overrides; no run-time
+    keys."""
+    shown = config["report"]
     names = list(
-        dict.fromkeys(
-            [
-                *grid.studies_to_run(config),
-                config["report"]["main"],
-                config["report"]["ablation"],
-            ]
-        )
+        dict.fromkeys([*grid.studies_to_run(config), shown["main"], shown["ablation"]])
     )
     return {
         "studies": {n: config["studies"][n] for n in names},
-        "report": config["report"],
+        "tunings": config["tunings"],
+        "report": shown,
         "overrides": config["overrides"],
     }
 
@@ -138,6 +128,66 @@ def run_method(wildcards):
 
 
 DEVICE_GPUS = 1 if config["device"].startswith("cuda") else 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Searches (tp tune)
+
+
+def all_searches():
+    """The searches this invocation makes (none with train: False)."""
+    return grid.all_searches(config) if config["train"] else []
+
+
+def finished_searches():
+    return [
+        s
+        for s in grid.all_searches({**config, "select": {}})
+        if Path(grid.tuning_dir(s), "trials.csv").is_file()
+    ]
+
+
+def search_files(name, searches):
+    return [f"{grid.tuning_dir(s)}/{name}" for s in searches]
+
+
+def tune_keep_input(wildcards):
+    """TP's search starts from the baseline's best trial of the same cell (its `keep` settings)."""
+    if wildcards.method != "tp" or not config["tunings"][wildcards.tuning].get("keep"):
+        return []
+    base = grid.Search(
+        wildcards.tuning, wildcards.dataset, wildcards.backbone, "baseline"
+    )
+    return f"{grid.tuning_dir(base)}/best.json"
+
+
+def tune_args(wildcards, input):
+    """`tp tune` arguments: the search's space, budget, seed and storage; every trial's fixed settings (the
+    overrides, the tuning's fixed settings of the method, its protocol, the device)."""
+    tu = config["tunings"][wildcards.tuning]
+    ov = config["overrides"]
+    fixed = {}
+    for part in (
+        ov["all"],
+        ov["datasets"].get(wildcards.dataset),
+        ov["backbones"].get(wildcards.backbone),
+        ov["methods"].get(wildcards.method),
+        tu["fixed"].get(wildcards.method),
+    ):
+        fixed.update(part or {})
+    fixed.update({grid.PROTOCOL_KEYS[k]: v for k, v in tu["protocol"].items()})
+    sets = [f"{k}={grid.fmt_value(v)}" for k, v in fixed.items()] + device_sets()
+    args = [
+        "--seed", str(tu["seed"]), "--trials", str(tu["trials"]),
+        "--space", json.dumps(tu["spaces"][wildcards.method]),
+        "--name", f"{wildcards.tuning}-{wildcards.dataset}-{wildcards.backbone}-{wildcards.method}",
+    ]  # fmt: skip
+    if tu["storage"]:
+        args += ["--storage", tu["storage"]]
+    if input.keep:
+        args += ["--keep-from", str(input.keep), "--keep", *tu["keep"]]
+    args += [x for s in sets for x in ("--set", s)]
+    return " ".join(shlex.quote(a) for a in args)
 
 
 def check_studies():

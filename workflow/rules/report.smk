@@ -11,6 +11,7 @@ rule report:
         diagnostics="results/aggregate/diagnostics.csv",
         stats="results/aggregate/stats.csv",
         config="results/aggregate/config.yaml",
+        trials="results/tuning/trials.csv",
     output:
         html="report/report.html",
         figures=directory("results/figures"),
@@ -22,4 +23,4 @@ rule report:
         readme=f"--readme {shlex.quote(config['readme'])}" if config["readme"] else "",
     shell:
         "tp report --aggregate results/aggregate --out {output.html} --figures {output.figures}"
-        " {params.readme} > {log} 2>&1"
+        " --trials {input.trials} {params.readme} > {log} 2>&1"

@@ -1,5 +1,6 @@
 """The aggregate rule: one call to tplib.aggregate.aggregate, logging to the rule's log; and the studies as
-configured (titles, protocols, variants, overrides; not the run-time keys) beside the tables, for the report."""
+configured (titles, protocols, variants, searches, overrides; not the run-time keys) beside the tables, for the
+report; and every search's trials in one table."""
 
 import logging
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tplib.aggregate import aggregate
+from tplib.aggregate import aggregate, trials_table
 from tplib.data.dataset import atomic_write_text
 
 with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is injected by Snakemake
@@ -19,3 +20,4 @@ with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is inj
         stats=list(snakemake.input.stats),  # noqa: F821
     )
     atomic_write_text(snakemake.output.config, yaml.safe_dump(dict(snakemake.params.studies), sort_keys=False))  # noqa: F821
+    atomic_write_text(snakemake.output.trials, trials_table(snakemake.input.trials).to_csv(index=False))  # noqa: F821
