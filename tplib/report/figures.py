@@ -72,6 +72,19 @@ def _not_run(ax: Axes, text: str = "not run") -> None:
         s.set_color("#cccccc")
 
 
+def _finish_panel(ax: Axes, title: str, drawn: bool, xlabel: str, ylabel: str | None) -> None:
+    """A one-row figure's panel: its title, a grid and the x label where something was drawn, else "not run"; the
+    y label on the first panel only (``ylabel`` None elsewhere)."""
+    ax.set_title(title)
+    if drawn:
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(xlabel)
+    else:
+        _not_run(ax)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=9)
+
+
 def _err(std: pd.Series | np.ndarray) -> np.ndarray:
     """Standard deviations for error bars; NaN (one seed) draws no bar."""
     return np.nan_to_num(np.asarray(std, dtype=np.float64), nan=0.0)
@@ -342,14 +355,7 @@ def fig_curves(
             ax.fill_between(g.index, lo, hi, color=color, alpha=0.15, lw=0)
             handles.setdefault(name, h)
             drawn = True
-        ax.set_title(label(bb))
-        if drawn:
-            ax.grid(alpha=0.3)
-            ax.set_xlabel("epoch")
-        else:
-            _not_run(ax)
-        if j == 0:
-            ax.set_ylabel(metric.replace("valid_", "validation "), fontsize=9)
+        _finish_panel(ax, label(bb), drawn, "epoch", metric.replace("valid_", "validation ") if j == 0 else None)
     _legend(fig, list(handles.values()), list(handles), ncols=min(len(handles), 2))  # long labels: two a row
     fig.suptitle(f"{label(dataset)}: validation accuracy per epoch (mean ± std over seeds)", fontsize=11)
     return fig
@@ -388,14 +394,7 @@ def fig_trials(trials: pd.DataFrame, tuning: str, dataset: str, backbones: Seque
             (h,) = ax.plot(t["trial"], best, color=COLORS[method], lw=1.3)
             handles.setdefault("baseline" if method == "baseline" else "TP", h)
             drawn = True
-        ax.set_title(label(bb))
-        if drawn:
-            ax.grid(alpha=0.3)
-            ax.set_xlabel("trial")
-        else:
-            _not_run(ax)
-        if j == 0:
-            ax.set_ylabel("validation NDCG@10", fontsize=9)
+        _finish_panel(ax, label(bb), drawn, "trial", "validation NDCG@10" if j == 0 else None)
     _legend(fig, list(handles.values()), list(handles))
     fig.suptitle(f"{label(dataset)}: search {tuning} (dots: trials, x: pruned, line: best so far)", fontsize=11)
     return fig
