@@ -40,7 +40,8 @@ from tplib.evaluate import metrics_by_group
 from tplib.grid import Run, run_config
 from tplib.report import figures as F
 from tplib.report import sections as S
-from tplib.report import tables as T
+from tplib.report import claims as C
+from tplib.report import load as L
 from tplib.report.load import (
     fint,
     flam,
@@ -456,14 +457,14 @@ def test_table2_reproduced_beside_paper_with_differences_named(built):
 
 
 def test_table2_block_statuses_follow_the_measured_rows():
-    """T.table2 on hand-made stats: exact counts read "matches the paper", a count off by one "differs"."""
+    """C.table2 on hand-made stats: exact counts read "matches the paper", a count off by one "differs"."""
     paper = paper_table2()
     exact = paper.loc[["game"]].reset_index()
-    (game,) = [b for b in T.table2(exact) if b["key"] == "game"]
+    (game,) = [b for b in C.table2(exact) if b["key"] == "game"]
     assert game["status"] == "matches the paper" and game["diffs"] == [] and game["checks"] == []
     off = exact.copy()
     off.loc[0, "users"] += 1
-    (game,) = [b for b in T.table2(off) if b["key"] == "game"]
+    (game,) = [b for b in C.table2(off) if b["key"] == "game"]
     assert game["status"] == "differs" and game["diffs"] == ["#Users: 7,520 here vs 7,519 in the paper (+0.01%)"]
 
 
@@ -619,10 +620,10 @@ def _study(built, name: str) -> str:
 
 
 def test_protocol_words():
-    assert T.protocol_words(PROTOCOL) == (
+    assert L.protocol_words(PROTOCOL) == (
         "validate every 2 epochs on validation NDCG@10; stop after 2 validations (4 epochs) without a better one; "
         "at most 12 epochs; test metrics from the best validation epoch")
-    assert T.protocol_words(ABLATION_PROTOCOL) == (
+    assert L.protocol_words(ABLATION_PROTOCOL) == (
         "validate every 1 epoch on validation NDCG@10; stop after 3 validations (3 epochs) without a better one; "
         "at most 10 epochs, at least 4; test metrics from the best validation epoch")
 
@@ -631,14 +632,14 @@ def test_each_study_states_its_protocol_once_in_words(built):
     config = studies_config()
     for name, st in config["studies"].items():
         part = unescape(_study(built, name))
-        words = T.protocol_words(st["protocol"])
+        words = L.protocol_words(st["protocol"])
         assert part.count(words) == 1, name
-        others = [T.protocol_words(o["protocol"]) for n, o in config["studies"].items() if n != name]
+        others = [L.protocol_words(o["protocol"]) for n, o in config["studies"].items() if n != name]
         assert not [w for w in others if w != words and w in part]
         assert st["title"] in part and st["about"] in part
     # the main study's rule also heads the page and Table 3
     head = chunk(built["html"], "<h1>", 'id="table2"')
-    assert T.protocol_words(PROTOCOL) in head
+    assert L.protocol_words(PROTOCOL) in head
 
 
 def test_study_sections_list_every_declared_row(built):
@@ -839,7 +840,7 @@ def test_diagnostics_carry_the_tail_share_and_curves_both_methods(drawn):
     assert max(data.get_xdata()) == 12  # the capped run's epochs
     # the curves: baseline and TP of the main study, validation epochs only
     (cur,) = [s for s in drawn["sections"] if s.key == "curves"]
-    assert T.protocol_words(PROTOCOL) in cur.caption
+    assert L.protocol_words(PROTOCOL) in cur.caption
     fig = drawn["saved"]["curves_music"]
     ax = next(ax for ax in fig.axes if ax.get_title() == "GRU4Rec")
     assert len(ax.lines) == 2 and all(list(line.get_xdata()) == [2, 4, 6, 8, 10] for line in ax.lines)
@@ -893,7 +894,7 @@ def test_protocol_rows_from_the_main_study(built):
     assert values["Seeds declared (main study)"] == "0, 1, 2"
     assert values["TP: inner lr α (plain SGD)"] == "0.02"  # the overrides' setting for TP
     assert values["TP: inner updates k"] == "2" and values["TP: adversarial weight λ"] == "0.1"
-    assert T.protocol_words(PROTOCOL) in values["Model selection and stopping"]
+    assert L.protocol_words(PROTOCOL) in values["Model selection and stopping"]
     assert "second-to-last = validation" in values["Existing users' items"]
     assert "tp.alpha: 0.02" in html  # config.yaml embedded
     (hp,) = tables_with(parsed, "weight decay")
@@ -1029,12 +1030,12 @@ def test_bad_inputs_stop_with_a_message(built, tmp_path, capsys):
 
 def test_tp_variant_is_tp_or_the_only_tp_variant(built):
     agg = load_aggregate(built["agg"])
-    assert T.tp_variant(agg, "paper") == "tp" and T.tp_variant(agg, "ablation") == "tp"
+    assert L.tp_variant(agg, "paper") == "tp" and L.tp_variant(agg, "ablation") == "tp"
     config = studies_config()
     config["studies"]["x"] = {"variants": {"baseline": {"method": "baseline"}, "tp-long": {"method": "tp"}}}
     config["studies"]["y"] = {"variants": {"a": {"method": "tp"}, "b": {"method": "tp"}}}
     agg = dataclasses.replace(agg, config=config)
-    assert T.tp_variant(agg, "x") == "tp-long" and T.tp_variant(agg, "y") is None
+    assert L.tp_variant(agg, "x") == "tp-long" and L.tp_variant(agg, "y") is None
 
 
 def test_empty_aggregate_renders_everything_as_not_run(tmp_path):
@@ -1104,7 +1105,7 @@ def test_headless_chromium_screenshot(built, tmp_path):
 
 def test_table3_shows_the_studys_control_baseline_not_any_baseline():
     """A main study with two baseline variants: Table 3's baseline is the control the paired test used."""
-    from tplib.report.tables import table3
+    from tplib.report.claims import table3
 
     rows = []
     for variant, method, mean in (("alt", "baseline", 0.30), ("baseline", "baseline", 0.20), ("tp", "tp", 0.22)):

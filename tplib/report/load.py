@@ -13,9 +13,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from tplib.config import RunConfig
 from tplib.data.dataset import DataError
+from tplib.grid import Run, run_config
 
-__all__ = ["ALPHA", "LEVEL", "Aggregate", "load_aggregate", "verdict"]
+__all__ = ["ALPHA", "LEVEL", "Aggregate", "cell", "control_variant", "load_aggregate", "mean_std", "protocol_words",
+           "study_config", "tp_variant", "verdict"]
 
 TABLES = ("runs", "summary", "costs", "diagnostics", "stats")
 ALPHA = 0.05  # significance level of the verdicts
@@ -198,3 +201,62 @@ def verdict(
     if diff > 0:
         return ("holds (p < 0.05)", "holds") if sig else ("same direction, not significant", "weak")
     return ("reversed (p < 0.05)", "reversed") if sig else ("reversed, not significant", "reversed")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A study's variants and cells
+
+
+def control_variant(agg: Aggregate, study: str) -> str | None:
+    """The study's baseline variant that TP is compared with (as tplib.aggregate pairs them): the one named
+    "baseline", else the study's only baseline-method variant."""
+    variants = (agg.studies.get(study) or {}).get("variants") or {}
+    bases = [v for v, spec in variants.items() if spec.get("method") == "baseline"]
+    return "baseline" if "baseline" in bases else (bases[0] if len(bases) == 1 else None)
+
+
+def tp_variant(agg: Aggregate, study: str) -> str | None:
+    """The study's TP variant that Table 3 and Figures 4-5 show: "tp" if declared, else its only TP variant."""
+    variants = (agg.studies.get(study) or {}).get("variants") or {}
+    tps = [v for v, spec in variants.items() if spec.get("method") == "tp"]
+    return "tp" if "tp" in tps else (tps[0] if len(tps) == 1 else None)
+
+
+def study_config(agg: Aggregate, study: str, dataset: str, backbone: str, variant: str) -> RunConfig:
+    """The resolved config of one (study, dataset, backbone, variant) cell, as the workflow builds it."""
+    return run_config(agg.config, Run(study, dataset, backbone, variant, 0))
+
+
+def protocol_words(protocol: dict[str, Any]) -> str:
+    """A study's stopping rule in words."""
+    e, p = int(protocol["eval_every"]), int(protocol["patience"])
+    text = (f"validate every {e} epoch{'s' if e > 1 else ''} on validation NDCG@10; stop after {p} validations "
+            f"({p * e} epochs) without a better one; at most {int(protocol['max_epochs'])} epochs")
+    if int(protocol.get("min_epochs", 0)):
+        text += f", at least {int(protocol['min_epochs'])}"
+    return text + "; test metrics from the best validation epoch"
+
+
+def cell(
+    df: pd.DataFrame, ds: str, bb: str, group: str, metric: str, N: int, subset: str = "all"
+) -> dict[str, Any] | None:
+    if df.empty:
+        return None
+    r = df[
+        (df["dataset"] == ds)
+        & (df["backbone"] == bb)
+        & (df["group"] == group)
+        & (df["subset"] == subset)
+        & (df["metric"] == metric)
+        & (df["N"] == N)
+    ]
+    if r.empty:
+        return None
+    return r.iloc[0].to_dict()
+
+
+def mean_std(c: dict[str, Any] | None) -> dict[str, str]:
+    if c is None:
+        return {"text": "not run", "n": "", "cls": "notrun"}
+    std = "" if _isnan(c.get("std")) else f" ± {float(c['std']):.4f}"
+    return {"text": f"{fnum(c['mean'])}{std}", "n": f"n={int(c['n'])}", "cls": ""}

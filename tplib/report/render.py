@@ -20,6 +20,8 @@ import pandas as pd
 
 from tplib.config import BACKBONES, ConfigError
 from tplib.data.dataset import DataError, atomic_write_text
+from tplib.report import claims as C
+from tplib.report import load as L
 from tplib.report import provenance as P
 from tplib.report import sections as S
 from tplib.report import tables as T
@@ -50,14 +52,14 @@ def build_context(
     cells = [(d, b) for st in agg.studies.values() for d, bbs in (st.get("cells") or {}).items() for b in bbs]
     datasets = _order({d for d, _ in cells}, PAPER_DATASETS)
     backbones = [b for b in _order({b for _, b in cells}, PAPER_BACKBONES) if b in BACKBONES]
-    tp_name = T.tp_variant(agg, main)
+    tp_name = L.tp_variant(agg, main)
     main_cells = S.declared(agg, main, datasets, backbones)
     try:
-        cfg = T.study_config(agg, main, main_cells[0][0], main_cells[0][1][0], tp_name or "baseline")
+        cfg = L.study_config(agg, main, main_cells[0][0], main_cells[0][1][0], tp_name or "baseline")
     except ConfigError as e:
         raise DataError(f"the studies' settings do not build a run config: {e}") from None
-    t3 = T.table3(agg.study("summary", main), tp_name, backbones, [d for d, _ in main_cells],
-                  base_name=T.control_variant(agg, main))
+    t3 = C.table3(agg.study("summary", main), tp_name, backbones, [d for d, _ in main_cells],
+                  base_name=L.control_variant(agg, main))
     hp_header, hp_rows = T.hyperparameter_rows(agg, main, tp_name or "baseline", [d for d, _ in main_cells],
                                                backbones)
     dg_header, dg_rows = T.diagnostics_rows(
@@ -67,10 +69,10 @@ def build_context(
         "title": TITLE,
         "stamp": P.build_stamp(agg, repo),
         "n_runs": len(agg.costs),
-        "main": agg.studies[main] | {"name": main, "protocol_words": T.protocol_words(agg.studies[main]["protocol"])},
+        "main": agg.studies[main] | {"name": main, "protocol_words": L.protocol_words(agg.studies[main]["protocol"])},
         "alpha": ALPHA,
-        "stat_labels": [T.STAT_LABELS[c] for c in T.STAT_COLS],
-        "table2": T.table2(agg.stats),
+        "stat_labels": [C.STAT_LABELS[c] for c in C.STAT_COLS],
+        "table2": C.table2(agg.stats),
         "table3": t3,
         "studies": [T.study_blocks(agg, s, datasets, backbones) for s in study_order],
         "searches": T.search_blocks(agg, trials),
@@ -129,7 +131,7 @@ def render_report(
         if not path.is_file():
             raise DataError(f"{path}: not found; --readme names the README whose results block is rewritten")
         text = path.read_text(encoding="utf-8")
-        new = T.replace_readme_block(text, T.readme_block(agg, ctx["datasets"], ctx["backbones"]))
+        new = C.replace_readme_block(text, C.readme_block(agg, ctx["datasets"], ctx["backbones"]))
         if new != text:
             atomic_write_text(path, new)
     return Path(out)

@@ -1,7 +1,6 @@
-"""The report's tables: Table 2 (dataset statistics beside the paper's), Table 3 and its verdict grid (study
-``main`` only), one results table per study and dataset, the protocol, the hyperparameters, TP's diagnostics
-and the measured costs. Each function takes aggregated rows and returns plain dicts and strings for the
-template."""
+"""The report's study tables: every study with its protocol in words and its results per dataset, the protocol's
+every stated choice, the hyperparameters, TP's diagnostics, the measured costs and the fair test's searches. Each
+function takes aggregated rows and returns plain dicts and strings for the template."""
 
 from __future__ import annotations
 
@@ -12,242 +11,11 @@ from typing import Any
 import pandas as pd
 
 from tplib.config import ConfigError, RunConfig
-from tplib.data.dataset import DataError
-from tplib.grid import Run, run_config
 from tplib.report.figures import label
-from tplib.report.load import ALPHA, Aggregate, _isnan, distinct, fint, fnum, fp, fpct, fpeq, fstat, verdict
-from tplib.report.paper import DATASET_NOTES, METHOD_LABEL, PAPER_BACKBONES, PAPER_DATASETS, paper_table2, paper_table3
-
-STAT_COLS = ("users", "items", "interactions", "records_per_user", "records_per_item", "density_percent")
-STAT_LABELS = {
-    "users": "#Users",
-    "items": "#Items",
-    "interactions": "#Interactions",
-    "records_per_user": "#Records/user",
-    "records_per_item": "#Records/item",
-    "density_percent": "Density %",
-}
-
-
-def control_variant(agg: Aggregate, study: str) -> str | None:
-    """The study's baseline variant that TP is compared with (as tplib.aggregate pairs them): the one named
-    "baseline", else the study's only baseline-method variant."""
-    variants = (agg.studies.get(study) or {}).get("variants") or {}
-    bases = [v for v, spec in variants.items() if spec.get("method") == "baseline"]
-    return "baseline" if "baseline" in bases else (bases[0] if len(bases) == 1 else None)
-
-
-def tp_variant(agg: Aggregate, study: str) -> str | None:
-    """The study's TP variant that Table 3 and Figures 4-5 show: "tp" if declared, else its only TP variant."""
-    variants = (agg.studies.get(study) or {}).get("variants") or {}
-    tps = [v for v, spec in variants.items() if spec.get("method") == "tp"]
-    return "tp" if "tp" in tps else (tps[0] if len(tps) == 1 else None)
-
-
-def study_config(agg: Aggregate, study: str, dataset: str, backbone: str, variant: str) -> RunConfig:
-    """The resolved config of one (study, dataset, backbone, variant) cell, as the workflow builds it."""
-    return run_config(agg.config, Run(study, dataset, backbone, variant, 0))
-
-
-def protocol_words(protocol: dict[str, Any]) -> str:
-    """A study's stopping rule in words."""
-    e, p = int(protocol["eval_every"]), int(protocol["patience"])
-    text = (f"validate every {e} epoch{'s' if e > 1 else ''} on validation NDCG@10; stop after {p} validations "
-            f"({p * e} epochs) without a better one; at most {int(protocol['max_epochs'])} epochs")
-    if int(protocol.get("min_epochs", 0)):
-        text += f", at least {int(protocol['min_epochs'])}"
-    return text + "; test metrics from the best validation epoch"
-
-
-def table2(stats: pd.DataFrame) -> list[dict[str, Any]]:
-    """One block per dataset (the paper's four, then any other prepared one): paper, reproduced and raw rows,
-    the measured differences, and why they arise."""
-    paper = paper_table2()
-    ours = stats.set_index("dataset") if not stats.empty and "dataset" in stats else pd.DataFrame()
-    names = list(PAPER_DATASETS) + [d for d in ours.index if d not in PAPER_DATASETS]
-    blocks = []
-    for ds in names:
-        p = paper.loc[ds] if ds in paper.index else None
-        o = ours.loc[ds] if ds in ours.index else None
-        rows = []
-        if p is not None:
-            rows.append({"what": "paper", "cells": [fstat(c, p[c]) for c in STAT_COLS], "cls": "paper"})
-        if o is not None:
-            rows.append({"what": "reproduced", "cells": [fstat(c, o.get(c)) for c in STAT_COLS], "cls": "ours"})
-            raw = [o.get(f"raw_{c}") for c in ("users", "items", "interactions")]
-            if not all(_isnan(v) for v in raw):
-                u, i, n = (float(v) if not _isnan(v) else math.nan for v in raw)
-                derived = [
-                    n / u if u else math.nan,
-                    n / i if i else math.nan,
-                    100 * n / (u * i) if u and i else math.nan,
-                ]
-                rows.append(
-                    {
-                        "what": "raw file, before the filter",
-                        "cells": [fint(u), fint(i), fint(n), *[fstat(c, v) for c, v in zip(STAT_COLS[3:], derived)]],
-                        "cls": "raw",
-                    }
-                )
-        else:
-            rows.append({"what": "reproduced", "cells": ["not run"] * len(STAT_COLS), "cls": "notrun"})
-        diffs: list[str] = []
-        if p is not None and o is not None:
-            for c in STAT_COLS:
-                pv, ov = p[c], o.get(c)
-                if _isnan(ov):
-                    continue
-                tol = 0.5 if c in ("users", "items", "interactions") else (0.0005 if c == "density_percent" else 0.005)
-                if abs(float(ov) - float(pv)) > tol:
-                    rel = (float(ov) - float(pv)) / float(pv) if float(pv) else math.nan
-                    diffs.append(f"{STAT_LABELS[c]}: {fstat(c, ov)} here vs {fstat(c, pv)} in the paper ({fpct(rel)})")
-        checks: list[str] = []
-        if p is not None:
-            u, i, n = float(p["users"]), float(p["items"]), float(p["interactions"])
-            implied = {"records_per_user": n / u, "records_per_item": n / i, "density_percent": 100 * n / (u * i)}
-            for c, v in implied.items():
-                if fstat(c, v) != fstat(c, p[c]):
-                    checks.append(
-                        f"the paper's {STAT_LABELS[c]} {fstat(c, p[c])} does not follow from its own counts "
-                        f"({fstat(c, v)}); a rounding or arithmetic slip in the paper"
-                    )
-        counts_match = not any(lbl.startswith(("#Users", "#Items", "#Interactions")) for lbl in diffs)
-        slips = {c for c in STAT_COLS if any(f"paper's {STAT_LABELS[c]} " in x for x in checks)}
-        only_slips = counts_match and all(any(d.startswith(STAT_LABELS[c] + ":") for c in slips) for d in diffs)
-        status = (
-            "not prepared"
-            if o is None
-            else (
-                "not in the paper"
-                if p is None
-                else "matches the paper" if not diffs else "counts match" if only_slips else "differs"
-            )
-        )
-        prov = {}
-        if o is not None:
-            for col in ("version", "filter", "raw_sha256", "verified"):
-                if col in o and not _isnan(o[col]):
-                    prov[col] = str(o[col])
-        blocks.append(
-            {
-                "dataset": label(ds),
-                "key": ds,
-                "rows": rows,
-                "diffs": diffs,
-                "checks": checks,
-                "note": DATASET_NOTES.get(ds, ""),
-                "status": status,
-                "prov": prov,
-            }
-        )
-    return blocks
-
-
-def _cell(
-    df: pd.DataFrame, ds: str, bb: str, group: str, metric: str, N: int, subset: str = "all"
-) -> dict[str, Any] | None:
-    if df.empty:
-        return None
-    r = df[
-        (df["dataset"] == ds)
-        & (df["backbone"] == bb)
-        & (df["group"] == group)
-        & (df["subset"] == subset)
-        & (df["metric"] == metric)
-        & (df["N"] == N)
-    ]
-    if r.empty:
-        return None
-    return r.iloc[0].to_dict()
-
-
-def _rel(ours: Any, paper: Any) -> float:
-    if _isnan(ours) or _isnan(paper) or float(paper) == 0:
-        return math.nan
-    return (float(ours) - float(paper)) / float(paper)
-
-
-def table3(
-    summary: pd.DataFrame, tp_name: str | None, backbones: Sequence[str], datasets: Sequence[str], N: int = 10,
-    base_name: str | None = "baseline",
-) -> dict[str, Any]:
-    """HR@N and NDCG@N of every dataset × backbone (the paper's twelve, then any other run) of one study's rows
-    (``summary``), its control baseline variant ``base_name`` and its TP variant ``tp_name``: ours (mean ± std, n), the paper's, the relative
-    difference, TP's improvement (ours and the paper's), the paired tests and the verdict. Returns the
-    sub-tables, an overview matrix and verdict counts."""
-    paper = paper_table3()
-    base = summary[(summary["variant"] == base_name).to_numpy(dtype=bool)] if len(summary) else summary
-    tp = summary[(summary["variant"] == tp_name).to_numpy(dtype=bool)] if len(summary) else summary
-    subtables, overview, counts = [], {}, {}
-    for group in ("existing", "new"):
-        for metric in ("HR", "NDCG"):
-            rows = []
-            for ds in datasets:
-                for bb in backbones:
-                    pb = paper[
-                        (paper["dataset"] == ds)
-                        & (paper["backbone"] == bb)
-                        & (paper["group"] == group)
-                        & (paper["metric"] == metric)
-                        & (paper["N"] == N)
-                    ]
-                    pbase = pb.loc[pb["method"] == "baseline", "value"]
-                    ptp = pb.loc[pb["method"] == "tp", "value"]
-                    pbase_v = float(pbase.iloc[0]) if len(pbase) else math.nan
-                    ptp_v = float(ptp.iloc[0]) if len(ptp) else math.nan
-                    b = _cell(base, ds, bb, group, metric, N)
-                    t = _cell(tp, ds, bb, group, metric, N)
-                    text, cls = verdict(
-                        t.get("diff_mean") if t else None,
-                        t.get("p_ttest") if t else None,
-                        t.get("n_pairs") if t else None,
-                        b is not None,
-                        t is not None,
-                        t.get("rel_improvement") if t else math.nan,
-                    )
-                    in_paper = not _isnan(pbase_v)
-                    row = {
-                        "dataset": label(ds),
-                        "backbone": label(bb),
-                        "in_paper": in_paper,
-                        "base": _ms(b),
-                        "base_paper": fnum(pbase_v),
-                        "base_rel": fpct(_rel(b and b["mean"], pbase_v)),
-                        "tp": _ms(t),
-                        "tp_paper": fnum(ptp_v),
-                        "tp_rel": fpct(_rel(t and t["mean"], ptp_v)),
-                        "impr": fpct(t.get("rel_improvement")) if t else "—",
-                        "impr_abs": fnum(t.get("diff_mean")) if t else "",
-                        "impr_paper": fpct(_rel(ptp_v, pbase_v)),
-                        "n_pairs": fint(t.get("n_pairs")) if t else "—",
-                        "p_t": fp(t.get("p_ttest")) if t else "—",
-                        "p_w": fp(t.get("p_wilcoxon")) if t else "—",
-                        "verdict": text,
-                        "cls": cls,
-                    }
-                    rows.append(row)
-                    overview.setdefault(
-                        (row["dataset"], row["backbone"]),
-                        {"dataset": row["dataset"], "backbone": row["backbone"], "in_paper": in_paper, "cells": []},
-                    )
-                    overview[(row["dataset"], row["backbone"])]["cells"].append({"verdict": text, "cls": cls})
-                    if in_paper:
-                        counts[cls] = counts.get(cls, 0) + 1
-            subtables.append({"group": group, "metric": f"{metric}@{N}", "rows": rows})
-    return {
-        "subtables": subtables,
-        "overview": list(overview.values()),
-        "counts": counts,
-        "columns": [f"{s['group']} {s['metric']}" for s in subtables],
-    }
-
-
-def _ms(c: dict[str, Any] | None) -> dict[str, str]:
-    if c is None:
-        return {"text": "not run", "n": "", "cls": "notrun"}
-    std = "" if _isnan(c.get("std")) else f" ± {float(c['std']):.4f}"
-    return {"text": f"{fnum(c['mean'])}{std}", "n": f"n={int(c['n'])}", "cls": ""}
-
+from tplib.report.load import (
+    ALPHA, Aggregate, _isnan, cell, distinct, fint, fnum, fpct, fpeq, mean_std, protocol_words, study_config, verdict,
+)
+from tplib.report.paper import METHOD_LABEL, PAPER_BACKBONES, PAPER_DATASETS
 
 # ---------------------------------------------------------------------------------------------------------
 # Studies
@@ -298,17 +66,17 @@ def study_blocks(agg: Aggregate, name: str, datasets: Sequence[str], backbones: 
                               & (costs["variant"] == variant)).to_numpy(dtype=bool)]
                 out = []
                 for g, sub, m in STUDY_CELLS:
-                    c = _cell(rows_df, ds, bb, g, m, 10, sub)
-                    cell = {**_ms(c), "extra": "", "vcls": ""}
+                    c = cell(rows_df, ds, bb, g, m, 10, sub)
+                    shown = {**mean_std(c), "extra": "", "vcls": ""}
                     if c is not None and spec.get("method") == "tp":
                         text, cls = verdict(c.get("diff_mean"), c.get("p_ttest"), c.get("n_pairs"), True, True,
                                             c.get("rel_improvement"))
                         if cls != "notrun":
-                            cell["extra"] = ", ".join(x for x in (fpct(c.get("rel_improvement")),
+                            shown["extra"] = ", ".join(x for x in (fpct(c.get("rel_improvement")),
                                                                    fpeq(c.get("p_ttest"))) if x)
-                        cell["vcls"] = cls
-                        cell["verdict"] = text
-                    out.append(cell)
+                        shown["vcls"] = cls
+                        shown["verdict"] = text
+                    out.append(shown)
                 rows.append({"backbone": label(bb), "variant": variant, "method": spec.get("method"),
                              "seeds": str(len(runs)), "epochs": _epochs_text(runs), "cells": out,
                              "not_run": runs.empty})
@@ -600,69 +368,6 @@ def costs_rows(costs: pd.DataFrame) -> dict[str, Any]:
         "by_method": by_method,
         "fallback": bool(c["seconds"].isna().any() and c["wall_seconds"].notna().any()),
     }
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The README's results block
-
-README_START = "<!-- results:start: generated by `make report` from results/aggregate; edits here are overwritten -->"
-README_END = "<!-- results:end -->"
-
-
-def readme_block(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[str]) -> str:
-    """The README's results: the main study's progress, its verdict counts on existing users' HR@10, and one
-    row per dataset × backbone (mean over seeds, the paired change, its p-value), "not run" where no pair is."""
-    main = (agg.config.get("report") or {}).get("main")
-    st = agg.studies[main]
-    tp_name, base_name = tp_variant(agg, main), control_variant(agg, main)
-    summary, costs = agg.study("summary", main), agg.study("costs", main)
-    cells = st.get("cells") or {}
-    declared = sum(map(len, cells.values())) * len(st.get("variants") or {}) * len(st.get("seeds") or [])
-    rows, verdicts = [], {}
-    for ds in [d for d in datasets if d in cells]:
-        for bb in [b for b in backbones if b in cells[ds]]:
-            out = [label(ds), label(bb)]
-            for group in ("existing", "new"):
-                b = _cell(summary[(summary["variant"] == base_name).to_numpy(dtype=bool)], ds, bb, group, "HR", 10)
-                t = _cell(summary[(summary["variant"] == tp_name).to_numpy(dtype=bool)], ds, bb, group, "HR", 10)
-                text, cls = verdict(t.get("diff_mean") if t else None, t.get("p_ttest") if t else None,
-                                    t.get("n_pairs") if t else None, b is not None, t is not None,
-                                    t.get("rel_improvement") if t else math.nan)
-                if group == "existing":
-                    verdicts[cls] = verdicts.get(cls, 0) + 1
-                    out.append(fint(t.get("n_pairs")) if t else "0")
-                    out += [fnum(b["mean"]) if b else "not run", fnum(t["mean"]) if t else "not run"]
-                paired = t is not None and cls != "notrun"
-                out += [fpct(t.get("rel_improvement")) if paired else "—",
-                        fp(t.get("p_ttest")) if paired else "—", text]
-            rows.append(out)
-    n = len(rows)
-    counts = ", ".join(f"{verdicts.get(c, 0)} {w}" for c, w in (
-        ("holds", "with TP ahead (p < 0.05)"), ("weak", "ahead but not significant"), ("level", "level (under 1%)"),
-        ("reversed", "with TP behind"), ("notrun", "without paired seeds yet")))
-    head = ["dataset", "backbone", "pairs", "baseline", "TP", "TP vs baseline", "p", "verdict",
-            "new users: TP vs baseline", "p", "verdict"]
-    lines = [
-        README_START,
-        f"Study `{main}` — {st.get('title', main)}: {len(costs)} of {declared} runs finished. Both methods: "
-        f"{protocol_words(st['protocol'])}. Existing users' HR@10 over the {n} cells: {counts}. "
-        "Mean over seeds; TP vs baseline: the mean paired difference relative to the baseline; p: paired t-test "
-        "across seeds.",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-        *("| " + " | ".join(r) + " |" for r in rows),
-        README_END,
-    ]
-    return "\n".join(lines)
-
-
-def replace_readme_block(text: str, block: str) -> str:
-    """``text`` (a README) with its results block replaced by ``block``; the markers must be there once."""
-    a, e = text.find(README_START), text.find(README_END)
-    if a < 0 or e < a or text.count(README_START) != 1:
-        raise DataError(f"the README needs exactly one results block: a line {README_START!r} ... {README_END!r}")
-    return text[:a] + block + text[e + len(README_END):]
 
 
 # ---------------------------------------------------------------------------------------------------------
