@@ -19,8 +19,8 @@ from tplib.report.load import TABLES, Aggregate, _isnan
 __all__ = ["INPUT_PATHS", "build_stamp", "data_provenance", "package_versions", "run_environment"]
 
 PACKAGES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "jinja2", "tplib")
-# What a report is built from: the runs, the studies and the code that aggregates and renders them.
-INPUT_PATHS = ("results/runs", "config", "Snakefile", "workflow", "tplib")
+# What a report is built from: the runs, the searches, the studies and the code that aggregates and renders them.
+INPUT_PATHS = ("results/runs", "results/tuning", "config", "Snakefile", "workflow", "tplib")
 
 
 def _git(args: list[str], where: Path) -> str | None:
