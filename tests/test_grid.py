@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tplib.config import RunConfig, deep_merge
+from tplib.config import RunConfig, build_config, deep_merge, parse_sets
 from tplib.grid import (
     Run,
     StudyError,
@@ -316,8 +316,8 @@ def test_config_conflicts_report_what_changed():
     conflicts = config_conflicts(recorded, as_baseline)
     assert conflicts[0] == "method: 'tp' -> 'baseline'" and "tp.beta: 0.002 -> 0.001" in conflicts
     older = _recorded(run)
-    del older["tp"]["P"]  # a setting the run's version of tp did not record
-    assert config_conflicts(older, run_config(CONFIG, run).to_dict()) == ["tp.P: None -> 1"]
+    del older["tp"]["P"]  # a setting the run's version of tp did not record: its default, which the study asks for
+    assert config_conflicts(older, run_config(CONFIG, run).to_dict()) == []
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -550,3 +550,14 @@ def test_check_studies_names_bad_searches():
     assert "tunings.fair.fixed.baseline: train.patience is set by the study's protocol" in problems
     assert "unknown config key tp.kk" in problems
     assert "tunings.fair.keep: model.dropout is not searched for the baseline" in problems
+
+
+def test_a_run_recorded_before_a_setting_existed_counts_at_its_default():
+    """A config.json without a later setting (tp.adam_beta2, tp.loss_weighting) is the run at that setting's
+    default, so it is no conflict; a changed value still is."""
+    wanted = build_config("sasrec", "tp", 0, "music", parse_sets(["tp.lam=0.1"])).to_dict()
+    old = copy.deepcopy(wanted)
+    del old["tp"]["adam_beta2"], old["tp"]["loss_weighting"]
+    assert config_conflicts(old, wanted) == []
+    old["tp"]["lam"] = 1.0
+    assert config_conflicts(old, wanted) == ["tp.lam: 1.0 -> 0.1"]
