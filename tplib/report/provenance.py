@@ -20,7 +20,8 @@ __all__ = ["INPUT_PATHS", "build_stamp", "data_provenance", "package_versions", 
 
 PACKAGES = ("torch", "numpy", "pandas", "scipy", "matplotlib", "jinja2", "tplib")
 # What a report is built from: the runs, the searches, the studies and the code that aggregates and renders them.
-INPUT_PATHS = ("results/runs", "results/tuning", "config", "Snakefile", "workflow", "tplib")
+INPUT_PATHS = ("results/runs", "results/tuning", "config", "Snakefile", "workflow", "tplib",
+               ":(exclude)results/tuning/trials.csv")  # that one is the aggregate rule's output, as results/aggregate
 
 
 def _git(args: list[str], where: Path) -> str | None:
