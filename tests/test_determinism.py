@@ -174,3 +174,71 @@ def test_cli_evaluate_refuses_an_unfinished_run(tmp_path, capsys):
 def test_cli_train_on_missing_data(tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path / "nope"), "--backbone", "sasrec", "--out", str(tmp_path / "r")])
     assert rc == 2 and "dataset.npz: not found" in capsys.readouterr().err
+
+
+def _ranks(run_dir):
+    return pd.read_csv(run_dir / "ranks.csv.gz")
+
+
+def test_evaluate_splits_with_the_runs_seed(tmp_path):
+    """Training and evaluate_run both use the run's own seed's split: the trained users (Caser's trained_users in
+    model.pt) are that split's existing users, and the users scored as new are its new users."""
+    from tplib.data.dataset import make_split
+
+    ds = synthetic()
+    split = make_split(ds, 3)
+    assert split.new.tolist() != make_split(ds, 0).new.tolist()
+    cfg = build_config("caser", "baseline", 3, ds.name,
+                       parse_sets(["train.max_epochs=1", "model.d=8", "train.device=cpu"]))
+    fit(cfg, ds, tmp_path / "r")
+    trained = torch.load(tmp_path / "r" / "model.pt", weights_only=False)["state_dict"]["trained_users"]
+    assert torch.nonzero(trained).flatten().tolist() == split.existing.tolist()
+    evaluate_run(ds, tmp_path / "r", tmp_path / "r" / "metrics.json")
+    ranks = _ranks(tmp_path / "r")
+    assert sorted(ranks.loc[ranks.group == "new", "user"]) == split.new.tolist()
+    assert sorted(ranks.loc[ranks.group == "existing", "user"]) == split.existing.tolist()
+    assert sorted(ranks.loc[ranks["head"] & (ranks.group == "existing"), "user"]) == split.existing_head.tolist()
+
+
+def test_another_seed_gives_other_parameters_and_metrics(tmp_path, monkeypatch):
+    """Two seeds, two runs: other splits, parameters and metrics; and with the split pinned to one seed's, the
+    seed still sets the initial parameters, the sampler's and TP's generators and so the trained parameters."""
+    import copy
+
+    from tplib.data.dataset import make_split
+    from tplib.train import loop
+
+    ds = synthetic()
+
+    def state(name):
+        return torch.load(tmp_path / name / "model.pt", weights_only=False)["state_dict"]
+
+    def all_differ(a, b):
+        return all(not torch.equal(a[n], b[n]) for n in a if a[n].is_floating_point() and a[n].numel() > 1)
+
+    out = {}
+    for seed in (3, 4):
+        out[seed] = run(tmp_path, f"s{seed}", "sasrec", "tp", seed, ds, extra=("train.max_epochs=1",))
+    assert out[3][0] != out[4][0]
+    assert set(_ranks(tmp_path / "s3").query("group == 'new'").user) != set(
+        _ranks(tmp_path / "s4").query("group == 'new'").user)
+    assert all_differ(state("s3"), state("s4"))
+    pinned = make_split(ds, 3)
+    monkeypatch.setattr(loop, "make_split", lambda *args, **kw: pinned)
+    built = {}
+    build = loop.build_training
+
+    def spy(cfg, *args):
+        model, sampler, updater = build(cfg, *args)
+        built[cfg.seed] = (copy.deepcopy(model.state_dict()), copy.deepcopy(sampler.rng.bit_generator.state),
+                           copy.deepcopy(updater.rng.bit_generator.state))
+        return model, sampler, updater
+
+    monkeypatch.setattr(loop, "build_training", spy)
+    for s in (3, 4):
+        fit(build_config("sasrec", "tp", s, ds.name, parse_sets(["train.max_epochs=1", "model.max_len=20"])),
+            ds, tmp_path / f"p{s}")
+    # initialisation (torch's generator; LayerNorm's ones and zeros are the same for every seed)
+    assert not torch.equal(built[3][0]["item_emb.weight"], built[4][0]["item_emb.weight"])
+    assert built[3][1] != built[4][1] and built[3][2] != built[4][2]  # negatives; TP's user order
+    assert all_differ(state("p3"), state("p4"))

@@ -450,3 +450,25 @@ def test_gru4rec_scan_backward_by_hand_equals_autograd():
         for a, b_ in zip(got, want):
             assert a.shape[0] == 3
             torch.testing.assert_close(a, b_, **exact)
+
+
+def test_training_marks_the_existing_users_for_casers_unseen_user():
+    """build_training tells Caser its trained users: a new user's P_u is the mean over the split's existing users
+    only (not over every row of the table, which includes the new users' own untrained rows)."""
+    from tplib.config import build_config, parse_sets
+    from tplib.data.dataset import SeqDataset, make_split
+    from tplib.train.loop import build_training
+
+    rng = np.random.default_rng(0)
+    ds = SeqDataset.from_sequences("t", [rng.choice(np.arange(1, 21), 8, replace=False) for _ in range(10)], 20)
+    cfg = build_config("caser", "baseline", 0, "t", parse_sets(["model.d=8"]))
+    split = make_split(ds, 0)
+    torch.manual_seed(0)
+    model, _, _ = build_training(cfg, ds, split, torch.device("cpu"))
+    assert model.trained_users.tolist() == [u in split.existing for u in range(ds.n_users)]
+    W = model.user_emb.weight.detach()
+    want = W[torch.as_tensor(split.existing)].mean(0)
+    assert not torch.allclose(want, W.mean(0))
+    torch.testing.assert_close(model.new_user_vector().detach(), want)
+    h = model.eval().encode(torch.tensor([[1, 2, 3, 4, 5]]), torch.tensor([-1]))
+    torch.testing.assert_close(h[0, 8:].detach(), want)

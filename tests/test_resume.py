@@ -116,3 +116,48 @@ def _fail_on_summary(write):
         return write(path, text)
 
     return w
+
+
+def test_model_pt_holds_the_best_validation_epoch(tmp_path, monkeypatch):
+    """model.pt: the state, epoch and score of the best validation (epoch 2 of 4 here), not the last epoch's."""
+    import copy
+
+    import numpy as np
+
+    ds = synthetic()
+    cfg = build_config("sasrec", "baseline", 3, ds.name, parse_sets([*SETS, "train.patience=10"]))
+    given = {1: 5, 2: 1, 3: 20, 4: 3}  # the rank every user gets at each epoch's validation
+    states = {}
+    real = loop.validation_ranks
+
+    def fake(model, ds_, split, *a):
+        epoch = len(states) + 1
+        states[epoch] = copy.deepcopy(model.state_dict())
+        return np.full(len(real(model, ds_, split, *a)), given[epoch])
+
+    monkeypatch.setattr(loop, "validation_ranks", fake)
+    summary = fit(cfg, ds, tmp_path / "run")
+    ckpt = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
+    assert summary["best_epoch"] == ckpt["epoch"] == 2 and summary["epochs_run"] == 4
+    assert ckpt["valid_score"] == 1.0  # NDCG@10 of rank 1
+    for name, t in ckpt["state_dict"].items():
+        assert torch.equal(t, states[2][name]), name
+    assert any(not torch.equal(t, states[4][n]) for n, t in ckpt["state_dict"].items())
+
+
+def test_a_resumed_run_is_its_own_seed_not_another(tmp_path, monkeypatch):
+    """A killed seed-3 run resumes to seed 3's numbers, which are not seed 4's; a seed-4 run started in the
+    killed seed-3 folder does not resume from seed 3's state."""
+    ds = synthetic()
+    sets = parse_sets([*SETS, "train.max_epochs=3"])
+    cfg3, cfg4 = (build_config("gru4rec", "tp", s, ds.name, sets) for s in (3, 4))
+    killed_fit(monkeypatch, cfg3, ds, tmp_path / "killed", at=2)
+    fit(cfg3, ds, tmp_path / "killed")
+    fit(cfg4, ds, tmp_path / "other")
+    a, b = finished(tmp_path / "killed"), finished(tmp_path / "other")
+    assert a[2]["resumed_at_epochs"] == [1]
+    assert a[1] != b[1]
+    assert any(not torch.equal(t, b[0]["state_dict"][n]) for n, t in a[0]["state_dict"].items())
+    killed_fit(monkeypatch, cfg3, ds, tmp_path / "mixed", at=2)
+    assert fit(cfg4, ds, tmp_path / "mixed")["resumed_at_epochs"] == []
+    assert finished(tmp_path / "mixed")[1] == b[1]

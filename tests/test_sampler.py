@@ -105,3 +105,23 @@ def test_bad_mode():
     ds = tiny_dataset()
     with pytest.raises(ValueError, match="mode"):
         TrainSampler(ds, make_split(ds, 0), 5, "bogus", np.random.default_rng(0))
+
+
+def test_negatives_cover_every_unseen_item_up_to_the_highest_id():
+    """sample_negatives draws uniformly from 1..n_items inclusive, minus the user's training items: a user who
+    trained on 1..7 of 8 items gets only item 8; one who trained on 1..3 gets each of 4..8 and nothing else; one
+    who trained on item 1 only gets each of 2..8 about 1/7 of the time (the highest id as often as the others)."""
+    from tplib.data.dataset import Split
+
+    seqs = [np.array([1, 2, 3, 4, 5, 6, 7, 1, 2]), np.array([1, 2, 3, 1, 2]), np.array([1, 8, 7]),
+            np.array([8, 7, 6])]
+    ds = SeqDataset.from_sequences("t", seqs, 8)
+    split = Split(existing=np.array([0, 1, 2]), new=np.array([3]), existing_head=np.array([0]), new_head=np.array([]))
+    s = TrainSampler(ds, split, 4, "sequence", np.random.default_rng(0))
+    pos = np.ones((3, 7001), dtype=np.int64)
+    pos[:, -1] = 0  # no target: no negative
+    neg = s.sample_negatives(np.array([0, 1, 2]), pos)
+    assert set(neg[0, :-1].tolist()) == {8} and set(neg[1, :-1].tolist()) == {4, 5, 6, 7, 8}
+    assert neg[:, -1].tolist() == [0, 0, 0]
+    freq = np.bincount(neg[2, :-1], minlength=9)[1:] / 7000  # items 1..8; ±0.013 is over 3 standard deviations
+    assert freq[0] == 0 and np.abs(freq[1:] - 1 / 7).max() < 0.013, freq

@@ -380,3 +380,155 @@ def test_per_target_weighting_reaches_the_vectorised_chains():
         up.outer_step(sampler, np.arange(8).reshape(4, 2))
         after[w] = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert not torch.allclose(after["user"], after["target"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Which user each inner step trains on, and with which head/tail label; the loss and the baseline's step
+
+
+def test_each_inner_step_trains_on_its_own_user():
+    """P = 1, k = 2, λ = 0: the outer step is Adam on α(g_a(Θ) + g_b(Θ − α g_a(Θ))), users a then b."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        ds, cfg, model, split, sampler = setup("sasrec", ["tp.k=2", "tp.lam=0", "tp.alpha=0.05"])
+        ref = copy.deepcopy(model)
+        ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5),
+                                   cfg.model.caser_T)
+        up = TPUpdater(cfg, model, sampler, split, ds)
+        drawn = up.draw(copy.deepcopy(sampler), np.array([[3, 7]]), False)
+        assert [int(b.users.unique()) for b in drawn[0]] == [int(split.existing[3]), int(split.existing[7])]
+        up.outer_step(sampler, np.array([[3, 7]]))
+        # by hand: two plain SGD steps on the users' own mini-batches, then one Adam step on Θ − θ_2
+        start = [p.detach().clone() for p in ref.parameters()]
+        batches = [ref_sampler.user_batch(3, cfg.tp.user_batch), ref_sampler.user_batch(7, cfg.tp.user_batch)]
+        for b in batches:
+            grads = torch.autograd.grad(bce_loss(ref, b).loss, list(ref.parameters()), allow_unused=True)
+            with torch.no_grad():
+                for p, g in zip(ref.parameters(), grads):
+                    if g is not None:
+                        p.sub_(cfg.tp.alpha * g)
+        opt = adam(ref.parameters(), cfg.tp.beta)
+        with torch.no_grad():
+            for p, s in zip(ref.parameters(), start):
+                p.grad = s - p.detach()
+                p.copy_(s)
+        opt.step()
+        for (name, a), b in zip(model.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")
+@pytest.mark.parametrize("k, P", [(2, 1), (5, 1), (2, 3)])
+def test_an_epoch_draws_every_user_once_in_a_new_order(k, P):
+    """run_epoch: a permutation of the existing users per epoch (k·P per outer step, the last one topped up with
+    other users), each user in its own inner step: every user drawn, none twice before all are drawn."""
+    ds, cfg, model, split, sampler = setup("sasrec", [f"tp.k={k}", f"tp.P={P}", "tp.diag_every=1000"])
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    drawn: list[int] = []
+    rows = sampler.user_rows
+
+    def spy(i, max_size):
+        drawn.append(int(i))
+        return rows(i, max_size)
+
+    sampler.user_rows = spy
+    n = len(split.existing)
+    orders = []
+    for _ in range(2):
+        drawn.clear()
+        out = up.run_epoch(sampler, None)
+        steps = -(-n // (k * P))
+        assert out["outer_steps"] == steps and len(drawn) == steps * k * P
+        assert sorted(drawn[:n]) == list(range(n))  # the first n draws are a permutation of the users
+        assert set(drawn) == set(range(n))
+        orders.append(list(drawn[:n]))
+    assert orders[0] != orders[1]  # a new permutation each epoch
+
+
+def test_head_and_tail_labels_by_hand():
+    """TPUpdater's R: 1 exactly for the 20% existing users with the most interactions (ties: lower index)."""
+    ds, cfg, model, split, sampler = setup("sasrec", ["tp.lam=0.5", "tp.k=1"])
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    users = [int(u) for u in split.existing]
+    by_count = sorted(users, key=lambda u: (-len(ds.seq(u)), u))
+    head = set(by_count[: round(0.2 * len(users))])
+    assert 0 < len(head) < len(users)
+    assert up.is_head.tolist() == [u in head for u in users]
+    assert up.labels.tolist() == [1.0 if u in head else 0.0 for u in users]
+    # the label reaches the adversarial loss: BCE_d of a head user's batch is −log σ(f_d(φ)), a tail user's
+    # −log(1 − σ(f_d(φ))), averaged over the real subsequences
+    for i in (users.index(min(head)), next(i for i, u in enumerate(users) if u not in head)):
+        twin = copy.deepcopy(sampler)
+        out = bce_loss(model, twin.user_batch(i, cfg.tp.user_batch))
+        with torch.no_grad():
+            logits = up.disc(out.phi)[out.mask]
+            want = -torch.nn.functional.logsigmoid(logits if users[i] in head else -logits).mean()
+        (st,) = up.outer_step(sampler, np.array([[i]]))
+        assert st["adv_loss"] == pytest.approx(want.item(), rel=1e-5)
+
+
+class _FixedLogits(torch.nn.Module):
+    """A backbone stand-in whose score of item i is logit[i] whatever the input (φ = 0)."""
+
+    def __init__(self, logits, all_positions):
+        super().__init__()
+        self.logit = torch.tensor(logits)
+        self.all_positions = all_positions
+
+    def encode_all(self, seqs, users):
+        return torch.zeros(*seqs.shape, 1)
+
+    def encode(self, seqs, users):
+        return torch.zeros(seqs.shape[0], 1)
+
+    def score(self, h, items):
+        return self.logit[items] + 0 * h.sum(-1)
+
+
+@pytest.mark.parametrize("all_positions", [True, False])
+def test_bce_loss_by_hand(all_positions):
+    """Eq. 2: mean over real targets of −log σ(s_pos) − log(1 − σ(s_neg)); padding targets do not count."""
+    import math
+
+    from tplib.data.sampler import Batch
+
+    m = _FixedLogits([0.0, 2.0, -1.0, 0.5, 3.0], all_positions)
+    batch = Batch(seqs=torch.tensor([[0, 1, 2], [1, 2, 3]]), pos=torch.tensor([[0, 1, 3], [0, 0, 4]]),
+                  neg=torch.tensor([[0, 2, 4], [0, 0, 1]]), users=torch.tensor([0, 1]))
+    def sp(x):  # softplus: −log σ(s) = sp(−s), −log(1 − σ(s)) = sp(s)
+        return math.log1p(math.exp(x))
+
+    want = ((sp(-2.0) + sp(-1.0)) + (sp(-0.5) + sp(3.0)) + (sp(-3.0) + sp(2.0))) / 3
+    out = bce_loss(m, batch)
+    assert out.loss.item() == pytest.approx(want, rel=1e-6)
+    assert out.mask.tolist() == ([[False, True, True], [False, False, True]] if all_positions else [[True], [True]])
+
+
+def test_a_baseline_epoch_is_one_adam_step_downhill():
+    """BaselineUpdater: one mini-batch per epoch -> one Adam step from fresh moments: Δθ = −lr·g/(|g| + ε), with
+    g the batch loss's gradient; so the loss on that batch goes down."""
+    from tplib.train.baseline import BaselineUpdater
+
+    ds = tiny()
+    cfg = build_config("sasrec", "baseline", 0, "tiny",
+                       parse_sets(["model.dropout=0", "model.max_len=12", "train.batch_size=1000", "train.lr=0.01"]))
+    torch.manual_seed(0)
+    model = build_model("sasrec", ds.n_items, ds.n_users, cfg.model)
+    split = make_split(ds, 0)
+    sampler = TrainSampler(ds, split, model.input_len, "sequence", np.random.default_rng(5))
+    (batch,) = list(copy.deepcopy(sampler).epoch(1000))
+    start = [p.detach().clone() for p in model.parameters()]
+    before = bce_loss(model, batch).loss
+    grads = torch.autograd.grad(before, list(model.parameters()), allow_unused=True)
+    up = BaselineUpdater(cfg, model)
+    out = up.run_epoch(sampler, None)
+    assert out["loss"] == pytest.approx(before.item())
+    moved = 0
+    for (name, p), s, g in zip(model.named_parameters(), start, grads):
+        g = torch.zeros_like(p) if g is None else g
+        torch.testing.assert_close(p.detach() - s, -0.01 * g / (g.abs() + 1e-8), rtol=1e-3, atol=1e-7, msg=name)
+        moved += int((p.detach() != s).sum())
+    assert moved > 0
+    assert bce_loss(model, batch).loss < before
