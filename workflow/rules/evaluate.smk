@@ -1,12 +1,14 @@
-# Test metrics of one finished run: tp evaluate (full ranking, existing and new users, all/head/tail).
+# Test metrics of one finished run: tp evaluate (full ranking, existing and new users, all/head/tail). Its inputs
+# are ancient: a finished run's files in a fresh clone have arbitrary times and no checkpoint, and must not make
+# it evaluate (or train) again; a run trained anew is still evaluated anew (its training job runs first).
 
 
 rule evaluate:
     input:
         data=ancient("results/data/{dataset}/dataset.npz"),
         stats=ancient("results/data/{dataset}/stats.json"),
-        model=f"{RUN}/model.pt",
-        summary=f"{RUN}/train_summary.json",
+        model=ancient(f"{RUN}/model.pt"),
+        summary=ancient(f"{RUN}/train_summary.json"),
     output:
         metrics=f"{RUN}/metrics.json",
         ranks=f"{RUN}/ranks.csv.gz",
