@@ -272,18 +272,18 @@ def test_smoke_run_end_to_end(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr
 
     # As after a clone: no checkpoints (never committed), no Snakemake metadata, every file's time arbitrary (here:
-    # each run's training outputs newer than its metrics), data prepared anew (newer files)
+    # each run's training outputs newer than its metrics), no prepared data (prepared anew by this very run)
     for p in tmp_path.glob("results/runs/**/model.pt"):
         p.unlink()
     shutil.rmtree(tmp_path / ".snakemake")
     time.sleep(1.1)
     for p in [*tmp_path.glob("results/runs/**/train_summary.json"), *tmp_path.glob("results/runs/**/config.json")]:
         p.touch()
-    for p in (tmp_path / "results" / "data" / "mt-sample").iterdir():
-        p.touch()
+    shutil.rmtree(tmp_path / "results" / "data")
     clone = snakemake(tmp_path, "-n", configfiles=(CONFIG, SMOKE))
     counts = job_counts(clone.stdout + clone.stderr) if "Job stats" in clone.stdout + clone.stderr else {}
-    assert clone.returncode == 0 and "train" not in counts and "evaluate" not in counts, clone.stdout + clone.stderr
+    assert clone.returncode == 0 and counts.get("prepare") == 1, clone.stdout + clone.stderr
+    assert "train" not in counts and "evaluate" not in counts and "tune" not in counts, clone.stdout + clone.stderr
 
     # A study setting changed after its runs finished: the workflow stops and names the folders
     changed = write_config(tmp_path / "changed.yaml", studies={"smoke": {"variants": {"tp": {"method": "tp", "set": {"tp.lam": 1}}}}})

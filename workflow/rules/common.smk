@@ -99,6 +99,19 @@ def dataset_files(name, datasets):
     return [f"results/data/{d}/{name}" for d in datasets]
 
 
+def run_data(wildcards):
+    """A run's prepared dataset, as the input of its training and evaluation jobs; nothing for a finished run (its
+    metrics.json is there, e.g. committed): preparing the data anew in a fresh clone must not make a finished run
+    train again, as an input made by a job that runs would."""
+    if Path(run_dir(run_of(wildcards)), "metrics.json").is_file():
+        return {}
+    d = wildcards.dataset
+    return {
+        "data": f"results/data/{d}/dataset.npz",
+        "stats": f"results/data/{d}/stats.json",
+    }
+
+
 def run_of(wildcards):
     return grid.Run(
         wildcards.study,
@@ -149,6 +162,20 @@ def finished_searches():
 
 def search_files(name, searches):
     return [f"{grid.tuning_dir(s)}/{name}" for s in searches]
+
+
+def search_data(wildcards):
+    """A search's prepared dataset; nothing once it finished (its best.json is there), as for runs (run_data)."""
+    search = grid.Search(
+        wildcards.tuning, wildcards.dataset, wildcards.backbone, wildcards.method
+    )
+    if Path(grid.tuning_dir(search), "best.json").is_file():
+        return {}
+    d = wildcards.dataset
+    return {
+        "data": f"results/data/{d}/dataset.npz",
+        "stats": f"results/data/{d}/stats.json",
+    }
 
 
 def tune_keep_input(wildcards):

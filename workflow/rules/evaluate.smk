@@ -5,8 +5,7 @@
 
 rule evaluate:
     input:
-        data=ancient("results/data/{dataset}/dataset.npz"),
-        stats=ancient("results/data/{dataset}/stats.json"),
+        unpack(run_data),
         model=ancient(f"{RUN}/model.pt"),
         summary=ancient(f"{RUN}/train_summary.json"),
     output:

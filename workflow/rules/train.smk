@@ -2,16 +2,15 @@
 # also receives metrics.json, ranks.csv.gz and evaluate_config.json from the evaluate rule, and the training
 # job's Snakemake benchmark (benchmark.tsv: seconds, memory), so that the committed folder carries its cost.
 # OMP_NUM_THREADS and train.threads follow the rule's threads, so N parallel jobs on N cores do not
-# oversubscribe (profiles: set-threads). The data is an ancient input: a re-prepared dataset (same content,
-# checked by `tp prepare`) never makes a finished run train again.
+# oversubscribe (profiles: set-threads). A finished run does not depend on the data at all (common.smk,
+# run_data): a re-prepared dataset (same content, checked by `tp prepare`) never makes it train again.
 
 RUN = "results/runs/{study}/{dataset}/{backbone}/{variant}/seed{seed}"
 
 
 rule train:
     input:
-        data=ancient("results/data/{dataset}/dataset.npz"),
-        stats=ancient("results/data/{dataset}/stats.json"),
+        unpack(run_data),
     output:
         model=f"{RUN}/model.pt",
         config=f"{RUN}/config.json",

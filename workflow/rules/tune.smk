@@ -8,8 +8,7 @@ TUNE = "results/tuning/{tuning}/{dataset}/{backbone}/{method}"
 
 rule tune:
     input:
-        data=ancient("results/data/{dataset}/dataset.npz"),
-        stats=ancient("results/data/{dataset}/stats.json"),
+        unpack(search_data),
         keep=tune_keep_input,
     output:
         trials=f"{TUNE}/trials.csv",
