@@ -206,6 +206,20 @@ MUTATIONS: list[Mutation] = [
         '    if {**saved.get("config", {}), "seed": cfg.seed} != cfg.to_dict() or',
         (f"{RES}test_a_resumed_run_is_its_own_seed_not_another",),
     ),
+    Mutation(
+        "13-table3-new-reads-existing", "Table 3's new-user rows read the existing users' numbers",
+        "tplib/report/claims.py",
+        "                    t = cell(tp, ds, bb, group, metric, N)",
+        "                    t = cell(tp, ds, bb, \"existing\", metric, N)",
+        ("tests/test_report.py::test_table3_numbers_are_the_main_studys_with_the_papers_beside",),
+    ),
+    Mutation(
+        "14-table3-other-study", "Table 3 reads every study's rows, not the main study's",
+        "tplib/report/render.py",
+        "t3 = C.table3(agg.study(\"summary\", main), tp_name",
+        "t3 = C.table3(agg.summary, tp_name",
+        ("tests/test_report.py::test_table3_not_run_cells_and_tp_of_another_study",),
+    ),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".snakemake",

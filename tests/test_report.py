@@ -522,6 +522,12 @@ def test_table3_numbers_are_the_main_studys_with_the_papers_beside(built):
     assert r[8] == f"{fpct((tp - base).mean() / base.mean())} {fnum((tp - base).mean())}"
     assert r[10] == "3" and r[11] == fp(sps.ttest_rel(tp, base).pvalue) and r[12] == "0.250"
     assert r[13] == "holds (p < 0.05)"
+    # new users' rows read the new users' numbers (the fixture puts them 8% below the existing users')
+    for group, metric in (("new", "HR"), ("new", "NDCG"), ("existing", "NDCG")):
+        r = rows[(f"{group} {metric}", "ML1M", "GRU4Rec")]
+        base = expected_cell("paper", "baseline", "baseline", "ml1m", "gru4rec", group, metric, (0, 1, 2))
+        tp = expected_cell("paper", "tp", "tp", "ml1m", "gru4rec", group, metric, (0, 1, 2))
+        assert r[2] == f"{ms_text(base)} n=3" and r[5] == f"{ms_text(tp)} n=3", (group, metric)
     # ML1M SASRec: under 1% better: level, whatever the p-value
     assert rows[("new NDCG", "ML1M", "SASRec")][13] == "level (under 1%)"
     # Music GRU4Rec: 8% worse
