@@ -109,3 +109,14 @@ def test_cli_tune_takes_the_baselines_architecture(tmp_path, capsys):
     assert f"model.d={d}" in json.loads((tmp_path / "tp" / "best.json").read_text())["sets"]
     assert main([*args, "--space", "{not json", "--out", str(tmp_path / "x")]) == 2
     assert "--space: not JSON" in capsys.readouterr().err
+
+
+def test_no_trial_is_pruned_before_prune_after(tmp_path):
+    """The same seeded search prunes some trial at its first validations, and none when pruning starts later."""
+    sets = [*BASE[1:], "train.max_epochs=4"]
+    early = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path / "a", n_trials=8, base_sets=sets,
+                 startup_trials=1)
+    late = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path / "b", n_trials=8, base_sets=sets,
+                startup_trials=1, prune_after=5)
+    assert (early["state"] == "PRUNED").any()
+    assert (late["state"] == "COMPLETE").all()

@@ -105,7 +105,7 @@ def _cmd_tune(args: argparse.Namespace) -> None:
         base += [f"{k}={params[k]}" for k in args.keep or [] if k in params]
     table = tune(SeqDataset.load(args.data), args.backbone, args.method, space, out=Path(args.out),
                  n_trials=args.trials, seed=args.seed, base_sets=base, storage=args.storage or "", name=args.name or "",
-                 sampler_seed=args.sampler_seed)
+                 sampler_seed=args.sampler_seed, prune_after=args.prune_after)
     print(table["state"].value_counts().to_dict())
 
 
@@ -194,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--out", required=True, help="folder for trials.csv, best.json (and optuna.db by default)")
     pn.add_argument("--storage", help="an Optuna storage URL (default: sqlite OUT/optuna.db)")
     pn.add_argument("--name", help="the search's name in the storage (default: DATASET-BACKBONE-METHOD)")
+    pn.add_argument("--prune-after", type=int, default=0, metavar="EPOCHS",
+                    help="no trial is pruned before this epoch (default 0: from its first validation on)")
     pn.add_argument("--sampler-seed", type=int, default=0, help="the TPE sampler's seed")
     pn.add_argument("--keep-from", metavar="BEST_JSON", help="another search's best.json whose --keep settings "
                     "every trial takes (TP on the baseline's tuned architecture)")

@@ -90,9 +90,11 @@ def tune(
     name: str = "",
     sampler_seed: int = 0,
     startup_trials: int = 5,
+    prune_after: int = 0,
 ) -> pd.DataFrame:
     """Run (or resume) the search of ``space`` for one dataset, backbone and method on the split of ``seed``, until
-    ``n_trials`` trials are finished or pruned; write ``out/trials.csv`` and ``out/best.json`` (the best trial's
+    ``n_trials`` trials are finished or pruned (no trial is pruned before epoch ``prune_after``, nor before
+    ``startup_trials`` trials have finished); write ``out/trials.csv`` and ``out/best.json`` (the best trial's
     settings, ``base_sets`` included, and its validation score). Returns the trials table."""
     import optuna
 
@@ -105,7 +107,7 @@ def tune(
         storage=store,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=startup_trials),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=prune_after),
         load_if_exists=True,
     )
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

@@ -410,5 +410,6 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                                  "chosen": chosen, "not_run": best is None})
         blocks.append({"name": name, "title": tu.get("title", name), "about": tu.get("about", ""),
                        "protocol": protocol_words(tu["protocol"]), "trials": tu["trials"], "seed": tu.get("seed", 0),
+                       "prune_after": tu.get("prune_after", 0),
                        "rows": rows})
     return blocks

@@ -207,7 +207,7 @@ def tune_args(wildcards, input):
     fixed.update({grid.PROTOCOL_KEYS[k]: v for k, v in tu["protocol"].items()})
     sets = [f"{k}={grid.fmt_value(v)}" for k, v in fixed.items()] + device_sets()
     args = [
-        "--seed", str(tu["seed"]), "--trials", str(tu["trials"]),
+        "--seed", str(tu["seed"]), "--trials", str(tu["trials"]), "--prune-after", str(tu["prune_after"]),
         "--space", json.dumps(tu["spaces"][wildcards.method]),
         "--name", f"{wildcards.tuning}-{wildcards.dataset}-{wildcards.backbone}-{wildcards.method}",
     ]  # fmt: skip
