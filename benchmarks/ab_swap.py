@@ -28,7 +28,8 @@ import torch
 
 from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset, make_split
-from tplib.train.loop import build_training, gc_frozen
+from tplib.runtime import gc_frozen
+from tplib.train.loop import build_training
 
 
 def main(argv: list[str] | None = None) -> None:

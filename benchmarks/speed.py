@@ -32,7 +32,8 @@ import torch
 from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset, make_split
 from tplib.evaluate import rank_users
-from tplib.train.loop import build_for, build_training, gc_frozen, resolve_device
+from tplib.runtime import gc_frozen, resolve_device
+from tplib.train.loop import build_for, build_training
 
 
 def sync(device: torch.device) -> None:

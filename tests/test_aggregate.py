@@ -27,8 +27,8 @@ from tplib.aggregate import (
 )
 from tplib.cli import main
 from tplib.config import build_config, parse_sets
-from tplib.data.dataset import DataError
 from tplib.evaluate import metrics_by_group
+from tplib.io import DataError
 
 NS = (1, 5, 10, 15, 20)
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

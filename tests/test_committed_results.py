@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from tplib.grid import Run, config_conflicts, run_config
+from tplib.report.claims import README_END, README_START, readme_block
 from tplib.report.load import load_aggregate
 from tplib.report.paper import PAPER_BACKBONES, PAPER_DATASETS
-from tplib.report.claims import README_END, README_START, readme_block
 
 ROOT = Path(__file__).resolve().parents[1]
 AGG = ROOT / "results" / "aggregate"

@@ -16,7 +16,8 @@ from tplib.config import build_config
 from tplib.data.dataset import SeqDataset, make_split
 from tplib.evaluate import validation_ranks
 from tplib.metrics import metrics_from_ranks
-from tplib.train.loop import build_for, seed_everything
+from tplib.runtime import seed_everything
+from tplib.train.loop import build_for
 
 # epochs and settings that learn within a few seconds per epoch on two cores; the baseline with a larger step
 # than its authors' 1e-3 so that it, too, gets there in a few epochs

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tplib.data.dataset import DataError, SeqDataset
+from tplib.data.dataset import SeqDataset
 from tplib.data.prepare import build_dataset, filter_mask, index_by_raw_id, prepare
+from tplib.io import DataError
 
 
 def write(path: Path, text: str) -> Path:

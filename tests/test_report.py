@@ -35,13 +35,13 @@ from scipy import stats as sps
 
 from tplib.aggregate import aggregate
 from tplib.cli import main
-from tplib.data.dataset import DataError
 from tplib.evaluate import metrics_by_group
 from tplib.grid import Run, run_config
-from tplib.report import figures as F
-from tplib.report import sections as S
+from tplib.io import DataError
 from tplib.report import claims as C
+from tplib.report import figures as F
 from tplib.report import load as L
+from tplib.report import sections as S
 from tplib.report.load import (
     fint,
     flam,

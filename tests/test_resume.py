@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
+from test_determinism import synthetic
 
 import tplib.train.loop as loop
+import tplib.train.methods as methods
 from tplib.config import build_config, parse_sets
 from tplib.train.loop import RESUME, fit
-
-from test_determinism import synthetic
 
 SETS = ["train.max_epochs=4", "train.eval_every=1", "model.max_len=20", "tp.diag_every=1"]
 
@@ -20,7 +20,7 @@ class Killed(Exception):
 
 def kill_at_epoch(monkeypatch, n: int) -> None:
     """Make the n-th call of the updater's run_epoch raise, as a kill in the middle of epoch n would."""
-    make = loop.make_updater
+    make = methods.make_updater
 
     def make_killable(*args):
         updater = make(*args)
@@ -35,7 +35,7 @@ def kill_at_epoch(monkeypatch, n: int) -> None:
         updater.run_epoch = run
         return updater
 
-    monkeypatch.setattr(loop, "make_updater", make_killable)
+    monkeypatch.setattr(methods, "make_updater", make_killable)
 
 
 def killed_fit(monkeypatch, cfg, ds, out, at: int = 3) -> None:

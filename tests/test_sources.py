@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tplib.data.dataset import DataError
 from tplib.data.sources import (
     SOURCES,
     fetch,
@@ -27,6 +26,7 @@ from tplib.data.sources import (
     sample_path,
     sha256_file,
 )
+from tplib.io import DataError
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tplib.data.dataset import DataError, SeqDataset, head_users, make_split
+from tplib.data.dataset import SeqDataset, head_users, make_split
+from tplib.io import DataError
 
 
 def dataset(lengths: list[int], n_items: int = 20) -> SeqDataset:

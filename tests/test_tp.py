@@ -8,13 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from tplib.config import ConfigError, build_config, parse_sets
+from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset, make_split
 from tplib.data.sampler import TrainSampler
+from tplib.io import ConfigError
 from tplib.models import build_model
 from tplib.train.loss import bce_loss
 from tplib.train.optim import adam
-from tplib.train.tp import Discriminator, TPUpdater, adversarial_loss, reptile_outer_step, reverse_grad
+from tplib.train.tp import (
+    Discriminator,
+    TPUpdater,
+    adversarial_loss,
+    reptile_outer_step,
+    reverse_grad,
+)
 
 
 def tiny(n_users=30, n_items=40, seed=0):

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from tplib.cli import main
-from tplib.config import ConfigError, build_config, parse_sets
+from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset
+from tplib.io import ConfigError
 from tplib.train.loop import fit
 from tplib.tune import check_space, tune
 

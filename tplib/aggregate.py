@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from tplib.data.dataset import DataError, atomic_write_text
+from tplib.io import DataError, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ import logging
 import sys
 from pathlib import Path
 
-from tplib.config import BACKBONES, METHODS, ConfigError
+from tplib.config import BACKBONES, METHODS
+from tplib.io import ConfigError
 
 log = logging.getLogger("tplib")
 
@@ -55,9 +56,8 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from tplib.config import build_config, parse_sets
     from tplib.data.dataset import SeqDataset
+    from tplib.io import atomic_write_text
     from tplib.train.loop import fit
-
-    from tplib.data.dataset import atomic_write_text
 
     ds = SeqDataset.load(args.data)
     cfg = build_config(args.backbone, args.method, args.seed, ds.name, parse_sets(args.set or []))
@@ -89,7 +89,8 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> None:
-    from tplib.data.dataset import DataError, SeqDataset
+    from tplib.data.dataset import SeqDataset
+    from tplib.io import DataError
     from tplib.tune import tune
 
     try:
@@ -120,7 +121,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
         if benches is not None or any(listed_benches):
             benches = (benches or [None] * (len(runs) - len(listed))) + listed_benches
     if not runs:
-        from tplib.data.dataset import DataError
+        from tplib.io import DataError
 
         raise DataError("no runs given; pass --runs RUN ... or --runs-list FILE")
     tables = aggregate(runs, Path(args.out), benchmarks=benches, stats=args.stats or [])
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from tplib.data.dataset import DataError
+    from tplib.io import DataError
 
     try:
         args.func(args)

@@ -22,12 +22,10 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
+from tplib.io import ConfigError
+
 BACKBONES = ("gru4rec", "caser", "sasrec")
 METHODS = ("baseline", "tp")
-
-
-class ConfigError(ValueError):
-    """A bad configuration value or an unknown key. The message names the key."""
 
 
 @dataclass(frozen=True)

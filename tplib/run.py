@@ -1,4 +1,5 @@
-"""Loading a finished run and evaluating it on the test items (``tp evaluate``)."""
+"""Loading a finished run and evaluating it on the test items (``tp evaluate``): the model and the evaluation
+only, no trainer."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 
 import torch
 
-from tplib.config import ConfigError, RunConfig, config_from_dict, deep_merge, parse_sets
-from tplib.data.dataset import DataError, SeqDataset, atomic_write_bytes, atomic_write_text, make_split
+from tplib.config import RunConfig, config_from_dict, deep_merge, parse_sets
+from tplib.data.dataset import SeqDataset, make_split
 from tplib.evaluate import metrics_by_group, ranks_on_test
+from tplib.io import ConfigError, DataError, atomic_write_bytes, atomic_write_text
+from tplib.models import build_model
 from tplib.models.base import SeqRecModel
-from tplib.train.loop import build_for, resolve_device
+from tplib.runtime import resolve_device
 
 EVAL_OVERRIDABLE = ("eval", "train.device", "train.eval_batch_users")
 
@@ -36,7 +39,7 @@ def load_run(run: Path, ds: SeqDataset, overrides: list[str] | None = None) -> t
             f"{ckpt_path}: trained on {ckpt['dataset']} ({ckpt['n_users']} users, {ckpt['n_items']} items), but "
             f"--data holds {ds.name} ({ds.n_users} users, {ds.n_items} items); pass the data the run was trained on"
         )
-    model = build_for(cfg, ds, resolve_device(cfg.train.device))
+    model = build_model(cfg.backbone, ds.n_items, ds.n_users, cfg.model).to(resolve_device(cfg.train.device))
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return cfg, model

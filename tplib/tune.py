@@ -24,8 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from tplib.config import ConfigError, build_config, parse_sets
-from tplib.data.dataset import DataError, SeqDataset, atomic_write_text
+from tplib.config import build_config, parse_sets
+from tplib.data.dataset import SeqDataset
+from tplib.io import ConfigError, DataError, atomic_write_text
 
 log = logging.getLogger(__name__)
 

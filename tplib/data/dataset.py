@@ -16,18 +16,13 @@ split is a pure function of the data and the seed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """Bad or missing input data. The message names the file (and line) and what to do."""
+from tplib.io import DataError, atomic_write_npz, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -170,38 +165,3 @@ def make_split(ds: SeqDataset, seed: int, new_frac: float = 0.2, head_frac: floa
         existing_head=head_users(existing, lengths, head_frac),
         new_head=head_users(new, lengths, head_frac),
     )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Atomic writes: write to a temporary file in the same folder, then rename over the target.
-
-
-def _umask_mode() -> int:
-    """0o666 less the process umask: what ``open()`` would give a new file (mkstemp gives 0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_bytes(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, then rename it over ``path``: a reader sees the old file
-    or the complete new one, never a half-written one. The file gets the usual umask-based mode."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
-
-
-def atomic_write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    atomic_write_bytes(path, lambda f: np.savez_compressed(f, **arrays))

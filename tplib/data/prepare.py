@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 import tplib
-from tplib.data.dataset import DataError, SeqDataset, atomic_write_text
+from tplib.data.dataset import SeqDataset
 from tplib.data.sources import Source, get_source, resolve_raw
+from tplib.io import DataError, atomic_write_text
 
 __all__ = ["build_dataset", "filter_mask", "index_by_raw_id", "make_movietweetings_slice", "prepare"]
 

@@ -35,7 +35,7 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 
-from tplib.data.dataset import DataError
+from tplib.io import DataError
 
 __all__ = [
     "SOURCES",

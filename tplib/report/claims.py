@@ -10,10 +10,21 @@ from typing import Any
 
 import pandas as pd
 
-from tplib.data.dataset import DataError
+from tplib.io import DataError
 from tplib.report.figures import label
 from tplib.report.load import (
-    Aggregate, _isnan, cell, control_variant, fint, fnum, fp, fpct, fstat, mean_std, protocol_words, tp_variant,
+    Aggregate,
+    _isnan,
+    cell,
+    control_variant,
+    fint,
+    fnum,
+    fp,
+    fpct,
+    fstat,
+    mean_std,
+    protocol_words,
+    tp_variant,
     verdict,
 )
 from tplib.report.paper import DATASET_NOTES, PAPER_DATASETS, paper_table2, paper_table3

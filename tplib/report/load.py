@@ -5,17 +5,17 @@ study."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 import yaml
 
 from tplib.config import RunConfig
-from tplib.data.dataset import DataError
 from tplib.grid import Run, run_config
+from tplib.io import DataError
 
 __all__ = ["ALPHA", "LEVEL", "Aggregate", "cell", "control_variant", "load_aggregate", "mean_std", "protocol_words",
            "study_config", "tp_variant", "verdict"]

@@ -18,8 +18,8 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from tplib.config import BACKBONES, ConfigError
-from tplib.data.dataset import DataError, atomic_write_text
+from tplib.config import BACKBONES
+from tplib.io import ConfigError, DataError, atomic_write_text
 from tplib.report import claims as C
 from tplib.report import load as L
 from tplib.report import provenance as P

@@ -13,7 +13,13 @@ import pandas as pd
 
 from tplib.aggregate import summarise
 from tplib.report import figures as F
-from tplib.report.load import Aggregate, control_variant, protocol_words, study_config, tp_variant
+from tplib.report.load import (
+    Aggregate,
+    control_variant,
+    protocol_words,
+    study_config,
+    tp_variant,
+)
 
 __all__ = ["FigureSection", "ablation_figures", "curves_section", "diagnostics_section", "main_figures"]
 

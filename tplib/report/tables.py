@@ -10,10 +10,23 @@ from typing import Any
 
 import pandas as pd
 
-from tplib.config import ConfigError, RunConfig
+from tplib.config import RunConfig
+from tplib.io import ConfigError
 from tplib.report.figures import label
 from tplib.report.load import (
-    ALPHA, Aggregate, _isnan, cell, distinct, fint, fnum, fpct, fpeq, mean_std, protocol_words, study_config, verdict,
+    ALPHA,
+    Aggregate,
+    _isnan,
+    cell,
+    distinct,
+    fint,
+    fnum,
+    fpct,
+    fpeq,
+    mean_std,
+    protocol_words,
+    study_config,
+    verdict,
 )
 from tplib.report.paper import METHOD_LABEL, PAPER_BACKBONES, PAPER_DATASETS
 

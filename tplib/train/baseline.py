@@ -14,7 +14,9 @@ from tplib.train.optim import adam
 
 
 class BaselineUpdater:
-    def __init__(self, cfg: RunConfig, model: SeqRecModel) -> None:
+    def __init__(self, cfg: RunConfig, model: SeqRecModel, *_: object) -> None:
+        """Adam (``train.lr``, β2 ``train.adam_beta2``, L2 ``train.weight_decay``) on ``model``; the sampler,
+        split and dataset the other methods take are not needed."""
         self.model = model
         self.batch_size = cfg.train.batch_size
         self.opt = adam(model.parameters(), cfg.train.lr, (0.9, cfg.train.adam_beta2), cfg.train.weight_decay)

@@ -1,7 +1,7 @@
 """The training loop shared by every method: epochs, validation, early stopping, checkpoints, logs.
 
-Methods differ only in their update rule (an :class:`Updater`: the baseline's Adam step on mixed mini-batches,
-or TP's inner/outer steps). Model selection uses validation NDCG@10 of existing users only (never test items).
+Methods differ only in their update rule (an :class:`~tplib.train.methods.Updater`, looked up by name in
+:mod:`tplib.train.methods`: the baseline's Adam step on mixed mini-batches, or TP's inner/outer steps). Model selection uses validation NDCG@10 of existing users only (never test items).
 
 A run folder receives (each written atomically):
 - ``config.json``: the resolved config;
@@ -20,18 +20,15 @@ ignored (and replaced). It is deleted once ``train_summary.json`` is written.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import gc
 import json
 import logging
-import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,12 +36,21 @@ import torch
 from tqdm import tqdm
 
 from tplib.config import RunConfig
-from tplib.data.dataset import SeqDataset, Split, atomic_write_bytes, atomic_write_text, make_split
+from tplib.data.dataset import SeqDataset, Split, make_split
 from tplib.data.sampler import TrainSampler
 from tplib.evaluate import validation_ranks
+from tplib.io import atomic_torch_save, atomic_write_text
 from tplib.metrics import metrics_from_ranks
 from tplib.models import build_model
 from tplib.models.base import SeqRecModel
+from tplib.runtime import (
+    gc_frozen,
+    resolve_device,
+    rng_for,
+    seed_everything,
+    set_threads,
+)
+from tplib.train import methods
 
 log = logging.getLogger(__name__)
 
@@ -52,90 +58,19 @@ log = logging.getLogger(__name__)
 RESUME = "resume.pt"
 
 
-class Updater(Protocol):
-    """A method's update rule: one epoch of parameter updates over the sampler's data; its own state (optimisers,
-    discriminator, random generator) as a dict, for resuming."""
-
-    def run_epoch(self, sampler: TrainSampler, bar: tqdm) -> dict[str, float]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"train.device={name} but CUDA is not available here; use train.device=cpu")
-        deterministic_cuda()
-    return dev
-
-
-def deterministic_cuda() -> None:
-    """Same seed, same GPU, same numbers: CUDA's atomic-add kernels (embedding and index backward passes) and
-    cuBLAS's split reductions can otherwise sum in a different order on every run. PyTorch picks its deterministic
-    kernels where it has them and warns (``warn_only``) where it has none, so a run never fails for it;
-    ``tests/test_determinism.py`` checks the outcome on CUDA where a GPU is present. cuBLAS reads its workspace
-    setting when it first starts, so this must run before any CUDA work (it does: the device is resolved first)."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-
-
-def seed_everything(seed: int) -> None:
-    """Seeds torch's global generator (initialisation, dropout); numpy generators are passed explicitly."""
-    torch.manual_seed(seed)
-
-
-def rng_for(seed: int, stream: int) -> np.random.Generator:
-    """An independent numpy generator per purpose (1 = training sampler, 2 = TP user order, ...)."""
-    return np.random.default_rng(np.random.SeedSequence([seed, stream]))
-
-
-def make_updater(cfg: RunConfig, model: SeqRecModel, sampler: TrainSampler, split: Split, ds: SeqDataset) -> Updater:
-    if cfg.method == "baseline":
-        from tplib.train.baseline import BaselineUpdater
-
-        return BaselineUpdater(cfg, model)
-    if cfg.method == "tp":
-        from tplib.train.tp import TPUpdater
-
-        return TPUpdater(cfg, model, sampler, split, ds)
-    raise ValueError(f"unknown method {cfg.method!r}")  # RunConfig.check() rejects it earlier
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    atomic_write_bytes(path, lambda f: torch.save(obj, f))
-
-
 def build_for(cfg: RunConfig, ds: SeqDataset, device: torch.device) -> SeqRecModel:
     return build_model(cfg.backbone, ds.n_items, ds.n_users, cfg.model).to(device)
 
 
-@contextlib.contextmanager
-def gc_frozen() -> Iterator[None]:
-    """Python's cyclic garbage collector ignores the objects alive when training starts (torch's modules, the
-    data) until it ends: its full collections, triggered by the many small objects of each step, no longer walk
-    them (about 6% of a vectorised TP epoch on CPU, nothing for the baseline). Changes no value."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def build_training(
     cfg: RunConfig, ds: SeqDataset, split: Split, device: torch.device
-) -> tuple[SeqRecModel, TrainSampler, Updater]:
+) -> tuple[SeqRecModel, TrainSampler, methods.Updater]:
     """A fresh model, the shared sampler (seeded from ``cfg.seed``) and the method's update rule."""
     model = build_for(cfg, ds, device)
     model.set_trained_users(split.existing)  # Caser's "mean" embedding for unseen users averages these only
     mode = "sequence" if model.all_positions else "window"
     sampler = TrainSampler(ds, split, model.input_len, mode, rng_for(cfg.seed, 1), cfg.model.caser_T, device)
-    return model, sampler, make_updater(cfg, model, sampler, split, ds)
+    return model, sampler, methods.make_updater(cfg, model, sampler, split, ds)
 
 
 def fit(
@@ -152,8 +87,7 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_summary.json").unlink(missing_ok=True)  # a rerun is not finished until it says so
     atomic_write_text(out / "config.json", cfg.to_json() + "\n")
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.seed)
 
@@ -246,8 +180,8 @@ def fit(
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "existing_users": int(len(split.existing)),
-        "new_users": int(len(split.new)),
+        "existing_users": len(split.existing),
+        "new_users": len(split.new),
         "rows_per_epoch": int(sampler.n_units),
         "resumed_at_epochs": resumed_at,
     }

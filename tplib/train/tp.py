@@ -51,9 +51,9 @@ from tplib.config import RunConfig
 from tplib.data.dataset import SeqDataset, Split
 from tplib.data.sampler import Batch, TrainSampler
 from tplib.models.base import SeqRecModel
+from tplib.runtime import rng_for
 from tplib.train.loss import LossOut, bce_loss
 from tplib.train.optim import adam
-
 
 #: The fixed cost of one vmap group in :meth:`TPUpdater.group_chains`, in padded row-columns of work (750: a
 #: group of 15 chains of 50 columns). Only speed depends on it, never a value.
@@ -131,7 +131,6 @@ class TPUpdater:
     def __init__(
         self, cfg: RunConfig, model: SeqRecModel, sampler: TrainSampler, split: Split, ds: SeqDataset
     ) -> None:
-        from tplib.train.loop import rng_for  # the loop imports this module lazily; avoid a cycle at import
 
         self.cfg, self.tp, self.model = cfg, cfg.tp, model
         device = next(model.parameters()).device

@@ -17,7 +17,7 @@ from snakemake.utils import validate
 
 from tplib import grid
 from tplib.config import BACKBONES
-from tplib.data.dataset import DataError
+from tplib.io import DataError
 from tplib.data.sources import SOURCES, resolve_raw
 from tplib.grid import run_dir
 

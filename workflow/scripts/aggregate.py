@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from tplib.aggregate import aggregate, trials_table
-from tplib.data.dataset import atomic_write_text
+from tplib.io import atomic_write_text
 
 with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is injected by Snakemake
     sys.stderr = log_file
