@@ -2,18 +2,15 @@
 
     python benchmarks/compile_probe.py --data results/data/game --backbone sasrec --mode compile [--P 64] [--steps 20]
 
-Runs ``--steps`` outer steps (after 8 warm-up steps, which absorb the compilations) on random users, one torch
-thread, and prints milliseconds per step. Both modes pad each chain's local item/user tables to the next power of
-two (padding rows get zero gradients: the update is unchanged), so that ``--mode compile`` sees few distinct shapes
-(otherwise it recompiles at nearly every step); ``--mode compile`` wraps the ``torch.func.vmap`` of the inner
-gradient in ``torch.compile(dynamic=False)``. Compiling the inner gradient alone (inside vmap) runs eagerly.
+Runs ``--steps`` outer steps (after 8 warm-up steps, which absorb the first compilations) on random users, one torch
+thread, and prints milliseconds per step. ``--mode compile`` wraps the ``torch.func.vmap`` of the inner gradient
+(tplib/train/chains.py) in ``torch.compile(dynamic=False)``; a group's shapes (chains, rows, input width) change
+from step to step, so expect recompilations. Compiling the inner gradient alone (inside vmap) runs eagerly.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
-import textwrap
 import time
 import types
 from pathlib import Path
@@ -21,24 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import tplib.train.tp as tp
 from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset, make_split
+from tplib.train import chains
 from tplib.train.loop import build_training
 
 
-def pad_tables_to_powers_of_two() -> None:
-    src = textwrap.dedent(inspect.getsource(tp.TPUpdater._vmap_group))
-    old = "width = max(len(r[kind]) for r in own)"
-    assert old in src, "TPUpdater._vmap_group changed: update this probe"
-    src = src.replace(old, "width = 1 << (max(len(r[kind]) for r in own) - 1).bit_length()")
-    ns: dict = {}
-    exec(src, tp.__dict__, ns)
-    tp.TPUpdater._vmap_group = ns["_vmap_group"]
-
-
 def compile_vmap() -> None:
-    """tp.py calls torch.func.vmap(self._grad_vmap, ...) each step: hand it a cached, compiled vmap instead."""
+    """chains.py calls torch.func.vmap(self._grad_vmap, ...) each step: hand it a cached, compiled vmap instead."""
     cache: dict[int, object] = {}
 
     def vmap(f, *a, **kw):
@@ -47,8 +34,8 @@ def compile_vmap() -> None:
         return cache[id(f)]
 
     func = types.SimpleNamespace(vmap=vmap, grad=torch.func.grad, functional_call=torch.func.functional_call)
-    tp.torch = types.SimpleNamespace(**{k: getattr(torch, k) for k in dir(torch) if not k.startswith("__")})
-    tp.torch.func = func
+    chains.torch = types.SimpleNamespace(**{k: getattr(torch, k) for k in dir(torch) if not k.startswith("__")})
+    chains.torch.func = func
 
 
 def main() -> None:
@@ -60,7 +47,6 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    pad_tables_to_powers_of_two()
     if args.mode == "compile":
         compile_vmap()
     ds = SeqDataset.load(Path(args.data))

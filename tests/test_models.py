@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from tplib.config import ModelConfig
 from tplib.models import MODELS, Caser, GRU4Rec, SASRec, SeqRecModel, build_model
 from tplib.models.base import Dropout
+from tplib.train.chains import CAPABILITIES, vmap_path
 
 N_ITEMS, N_USERS = 20, 8
 BACKBONES = sorted(MODELS)
@@ -95,16 +96,16 @@ def test_fully_padded_rows_are_finite(name, train):
         assert p.grad is None or torch.isfinite(p.grad).all(), n
 
 
-@pytest.mark.parametrize("vmap_path", [False, True])
+@pytest.mark.parametrize("functional", [False, True])
 @pytest.mark.parametrize("name", SEQUENTIAL)
-def test_left_padding_does_not_change_real_positions(name, vmap_path):
+def test_left_padding_does_not_change_real_positions(name, functional):
     # SASRec masks padded keys and counts positions from the right; GRU4Rec packs (its functional GRU keeps the
     # state at 0 over padding): so the width of the left padding does not matter (an input narrower than max_len
-    # equals the same input padded to max_len). This is the contract of `trims_left_padding`, which lets TP's
-    # vectorised chains cut columns that are padding in every row.
+    # equals the same input padded to max_len). This is the contract of `trims_left_padding` in TP's capability
+    # table, which lets its vectorised chains cut columns that are padding in every row.
     m = make(name).eval()
-    assert m.trims_left_padding
-    m.vmap_path = vmap_path
+    assert CAPABILITIES[name].trims_left_padding
+    m.vmap_path = functional
     short = torch.tensor([[3, 7, 1], [0, 4, 9]])
     wide = F.pad(short, (m.input_len - 3, 0))  # (2, max_len)
     torch.testing.assert_close(m.encode(short), m.encode(wide))
@@ -116,7 +117,7 @@ def test_left_padding_does_not_change_real_positions(name, vmap_path):
 
 
 def test_caser_does_not_trim_left_padding():
-    assert not make("caser").trims_left_padding  # its convolutions read a fixed window of L items
+    assert not CAPABILITIES["caser"].trims_left_padding  # its convolutions read a fixed window of L items
 
 
 def test_gru4rec_padded_positions_are_zero():
@@ -294,17 +295,17 @@ def test_dropout_statistics():
 @pytest.mark.parametrize("name", BACKBONES)
 def test_functional_vmap_over_parameter_copies(name):
     # TP may run several inner chains at once with torch.func (functional_call + vmap over stacked parameters),
-    # inside model.vmapped() (GRU4Rec's nn.GRU has no vmap batching rule; it switches to its functional GRU).
+    # with vmap_path set (GRU4Rec's nn.GRU has no vmap batching rule; it switches to its functional GRU).
     from torch.func import functional_call, vmap
 
     m = make(name).train()
-    assert m.vmappable
+    assert CAPABILITIES[name].vmappable
     params = {k: torch.stack([v.detach(), v.detach() + 0.01]) for k, v in m.named_parameters()}
     seqs, users = batch(m)
     seqs2, users2 = torch.stack([seqs, seqs]), torch.stack([users, users])
     out = vmap(lambda p, s, u: functional_call(m, p, (s, u), strict=False), randomness="different")
     m.forward = m.encode  # functional_call calls forward
-    with m.vmapped():
+    with vmap_path(m):
         h = out(params, seqs2, users2)
         assert h.shape == (2, seqs.shape[0], m.embed_dim) and torch.isfinite(h).all()
         m.eval()
@@ -372,7 +373,7 @@ def test_gru4rec_vmap_over_parameter_copies_equals_each_copy(layers):
     def loss(p):
         return (run(p, "encode_all") * w).sum() + run(p, "encode").sum()
 
-    with m.vmapped():
+    with vmap_path(m):
         assert m.vmap_path
         v_all = vmap(lambda p: run(p, "encode_all"))(stacked)  # (3, B, L, d)
         v_last = vmap(lambda p: run(p, "encode"))(stacked)  # (3, B, d)
@@ -389,7 +390,7 @@ def test_gru4rec_vmap_over_parameter_copies_equals_each_copy(layers):
 
 
 def test_caser_matmul_convolutions_equal_conv2d():
-    # Inside vmapped() Caser computes its convolutions as matmuls over windows (fast under vmap): same values and
+    # With vmap_path set Caser computes its convolutions as matmuls over windows (fast under vmap): same values and
     # gradients as the conv2d path, from the same parameters.
     m = make("caser", dropout=0.0).double().train()
     seqs, users = batch(m)
@@ -407,7 +408,7 @@ def test_caser_matmul_convolutions_equal_conv2d():
     for n in g0:
         torch.testing.assert_close(g1[n], g0[n], rtol=0.0, atol=1e-12, msg=n)
     m.vmap_path = False
-    with m.vmapped():
+    with vmap_path(m):
         assert m.vmap_path
     assert m.vmap_path is False
 

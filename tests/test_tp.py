@@ -15,13 +15,9 @@ from tplib.io import ConfigError
 from tplib.models import build_model
 from tplib.train.loss import bce_loss
 from tplib.train.optim import adam
-from tplib.train.tp import (
-    Discriminator,
-    TPUpdater,
-    adversarial_loss,
-    reptile_outer_step,
-    reverse_grad,
-)
+from tplib.train.algorithm import Discriminator, adversarial_loss, reptile_outer_step, reverse_grad
+from tplib.train.chains import CAPABILITIES, Capabilities, ChainEngine
+from tplib.train.tp import TPUpdater
 
 
 def tiny(n_users=30, n_items=40, seed=0):
@@ -239,27 +235,27 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
     sets = [f"tp.k={k}", "tp.lam=0.5", "tp.alpha=0.1", f"tp.P={P}"]
     if vectorize == "split":
         calls = iter(range(1000))
-        monkeypatch.setattr(TPUpdater, "group_chains", staticmethod(
+        monkeypatch.setattr(ChainEngine, "group_chains", staticmethod(
             lambda sizes, lengths=None: [[2], [1, 0]] if next(calls) % 2 == 0 else [[0, 2], [1]]))
         vectorize = True
     elif vectorize == "k3":
         vectorize = True
     elif vectorize == "trim":
-        stack = TPUpdater._stack
+        stack = ChainEngine._stack
 
         def spy(self, *args):
             out = stack(self, *args)
             widths.append(out[0].shape[-1])
             return out
 
-        monkeypatch.setattr(TPUpdater, "_stack", spy)
+        monkeypatch.setattr(ChainEngine, "_stack", spy)
         sets.append("model.max_len=40")
         vectorize = True
     torch.set_default_dtype(torch.float64)
     try:
         sets.append(f"tp.vectorize={vectorize}")
         ds, cfg, model, split, sampler = setup(backbone, sets)
-        assert model.vmappable  # so P > 1 with tp.vectorize really runs the chains under vmap
+        assert CAPABILITIES[backbone].vmappable  # so P > 1 with tp.vectorize really runs the chains under vmap
         ref_model = copy.deepcopy(model)
         ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5),
                                    cfg.model.caser_T)
@@ -290,7 +286,7 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
 
 
 def test_group_chains_by_size():
-    G = TPUpdater.group_chains
+    G = ChainEngine.group_chains
     assert G([2, 2, 2]) == [[0, 1, 2]]  # one size: one group, whatever a group costs
     sizes = [1, 97, 13, 4, 128, 17, 5, 64]
     # free groups: one per distinct size (no padding); very costly ones: everything in one group
@@ -321,10 +317,11 @@ def test_sparse_kinds_must_cover_every_field_once(monkeypatch):
     """A backbone's sparse_kinds gives each batch field (seqs, pos, neg, users) exactly one table kind; the TP
     trainer refuses one that leaves a field out or names it twice."""
     ds, cfg, model, split, sampler = setup("caser")
-    assert TPUpdater(cfg, model, sampler, split, ds)._kind_of["pos"] == "item_out"
+    assert TPUpdater(cfg, model, sampler, split, ds).chains._kind_of["pos"] == "item_out"
     for bad in ({"item": (("seqs", "pos"), True), "user": (("users",), False)},
                 {"item": (("seqs", "pos", "neg"), True), "user": (("users", "neg"), False)}):
-        monkeypatch.setattr(type(model), "sparse_kinds", bad)
+        caps = CAPABILITIES["caser"]
+        monkeypatch.setitem(CAPABILITIES, "caser", Capabilities(caps.sparse_tables, bad, caps.vmappable))
         with pytest.raises(ValueError, match="sparse_kinds must give each of"):
             TPUpdater(cfg, model, sampler, split, ds)
 

@@ -19,9 +19,6 @@ builds one by name.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
@@ -31,23 +28,6 @@ class SeqRecModel(nn.Module):
     all_positions: bool = True
     #: Number of input items the model reads (the left-padded width of ``seqs``).
     input_len: int
-    #: Parameters that training only reads row by row, indexed by item id or user index, each with its kind (a key
-    #: of :attr:`sparse_kinds`): an inner step touches only the rows of its batch, which the TP trainer exploits
-    #: (tplib/train/tp.py).
-    sparse_tables: dict[str, str] = {}
-    #: For each kind of sparse table: which of a batch's index fields (``seqs``, ``pos``, ``neg``, ``users``) read
-    #: tables of that kind, and whether row 0 (the padding item) is always among its rows. Every field belongs to
-    #: exactly one kind; the TP trainer gives each kind its own local rows.
-    sparse_kinds: dict[str, tuple[tuple[str, ...], bool]] = {"item": (("seqs", "pos", "neg"), True),
-                                                             "user": (("users",), False)}
-    #: Whether a training step can run under ``torch.func.vmap`` over stacked parameter copies (inside
-    #: :meth:`vmapped`).
-    vmappable: bool = True
-    #: Whether leading input columns that are padding in EVERY row may be dropped: φ at the remaining positions is
-    #: then the same function (SASRec counts positions from the right and masks padded keys; GRU4Rec's state stays
-    #: 0 over left padding). TP's vectorised chains use it to skip padded columns (tplib/train/tp.py).
-    trims_left_padding: bool = False
-
     def encode(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:  # (B, D)
         raise NotImplementedError
 
@@ -65,21 +45,11 @@ class SeqRecModel(nn.Module):
         """D, the width of φ (what the discriminator reads)."""
         raise NotImplementedError
 
-    #: True inside :meth:`vmapped`: a backbone with a vmap-specific path takes it.
+    #: True while the model may run under ``torch.func.vmap`` (TP's vectorised chains set it:
+    #: :func:`tplib.train.chains.vmap_path`): a backbone whose ordinary path has no vmap batching rule, or a slow
+    #: one, then computes the same function with other ops (GRU4Rec: a functional GRU; Caser: convolutions as
+    #: matmuls). SASRec has one path.
     vmap_path: bool = False
-
-    @contextlib.contextmanager
-    def vmapped(self) -> Iterator[None]:
-        """Forward passes inside this block may run under ``torch.func.vmap``. It sets :attr:`vmap_path`, and a
-        backbone whose ordinary path has no vmap batching rule, or a slow one, switches to a path computing the
-        same function with other ops (GRU4Rec: a functional GRU; Caser: convolutions as matmuls); SASRec has
-        none."""
-        prev = self.vmap_path
-        self.vmap_path = True
-        try:
-            yield
-        finally:
-            self.vmap_path = prev
 
     def set_trained_users(self, users: torch.Tensor) -> None:
         """Tell the model which user indices it trains on (call once, before training). A no-op for backbones

@@ -42,16 +42,6 @@ from tplib.models.base import Dropout, SeqRecModel
 
 class Caser(SeqRecModel):
     all_positions = False
-    sparse_tables = {
-        "item_emb.weight": "item_in",
-        "W2.weight": "item_out",
-        "b2.weight": "item_out",
-        "user_emb.weight": "user",
-        "trained_users": "user",  # a buffer: sliced alongside user_emb
-    }
-    # The input embeddings are read by the windows only, the output embeddings by the targets and negatives only:
-    # each gets its own rows (a user's windows slide over one sequence, so they touch few input items)
-    sparse_kinds = {"item_in": (("seqs",), True), "item_out": (("pos", "neg"), True), "user": (("users",), False)}
 
     def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:
         super().__init__()
@@ -131,8 +121,8 @@ class Caser(SeqRecModel):
         return parts
 
     def _convs_matmul(self, E: torch.Tensor) -> list[torch.Tensor]:
-        """:meth:`_convs` written as matrix products over the windows of E, from the same parameters (the TP
-        trainer's vmapped chains, inside :meth:`vmapped`). Under ``vmap`` a conv2d with per-chain filters becomes
+        """:meth:`_convs` written as matrix products over the windows of E, from the same parameters (with
+        ``vmap_path`` set: TP's vectorised chains). Under ``vmap`` a conv2d with per-chain filters becomes
         a grouped convolution, whose CPU backward is slow; these products batch into ``bmm``. Same function,
         other rounding (``tests/test_models.py``)."""
         L = self.input_len

@@ -19,8 +19,8 @@ Zeros are only allowed as left padding (a 0 between items would be misread).
 Two paths compute the same function from the same parameters (``self.gru``'s ``weight_ih_l{k}``,
 ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``, so checkpoints and initialisation do not depend on the
 path). The default is the packed ``nn.GRU`` above (cuDNN on GPU). ``nn.GRU`` and
-``pack_padded_sequence`` have no ``torch.func.vmap`` batching rule, so inside :meth:`GRU4Rec.vmapped` (which the
-TP trainer enters for its vectorised chains; it sets ``vmap_path``) the model runs a functional GRU instead:
+``pack_padded_sequence`` have no ``torch.func.vmap`` batching rule, so with ``vmap_path`` set (as TP's vectorised
+chains set it) the model runs a functional GRU instead:
 torch's GRU equations written with plain tensor ops, a Python loop over the L columns of the right-aligned batch,
 whose update is masked so that the state stays exactly 0 over the left padding and a padded column's output is
 0. The last column always steps, which is the empty row's one step on the padding embedding. Its backward is
@@ -45,9 +45,6 @@ from tplib.models.base import Dropout, SeqRecModel
 
 class GRU4Rec(SeqRecModel):
     all_positions = True
-    sparse_tables = {"item_emb.weight": "item"}
-    trims_left_padding = True
-    vmappable = True  # inside vmapped() (vmap_path): the functional GRU
 
     def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:
         super().__init__()

@@ -97,8 +97,6 @@ class PointWiseFeedForward(nn.Module):
 
 class SASRec(SeqRecModel):
     all_positions = True
-    sparse_tables = {"item_emb.weight": "item"}
-    trims_left_padding = True
 
     def __init__(self, n_items: int, n_users: int, cfg: ModelConfig) -> None:
         super().__init__()
