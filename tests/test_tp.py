@@ -276,7 +276,10 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
         for (n, a), b in zip(fast.objective.named_parameters(), ref.objective.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10, msg=n)
         # the mechanism diagnostics (chain 0's inner gradients, on local rows) agree with the full-table ones
-        assert sorted(d_fast) == sorted(d_ref) and sum(len(v) for v in d_ref.values()) == 3 * k * (k - 1)
+        d_ref_share = list(d_ref["align_share"])
+        assert sorted(d_fast) == sorted(d_ref) and len(d_ref.pop("align_share")) == 3  # one per outer step
+        assert sum(len(v) for v in d_ref.values()) == 3 * k * (k - 1)
+        assert d_fast.pop("align_share") == pytest.approx(d_ref_share, rel=1e-7)
         for key in d_ref:
             assert d_fast[key] == pytest.approx(d_ref[key], rel=1e-7), key
         if widths:  # "trim": every group was cut below max_len, and groups of different lengths ran
@@ -536,3 +539,58 @@ def test_a_baseline_epoch_is_one_adam_step_downhill():
         moved += int((p.detach() != s).sum())
     assert moved > 0
     assert bce_loss(model, batch).loss < before
+
+
+def test_alignment_share_by_hand_and_training_unchanged():
+    """The share logged for chain 0 equals ||G − G_0|| / ||G|| computed by hand (two inner steps of plain autograd
+    on copies, dropout off), and logging it changes no parameter of the step; with k = 1 it is exactly 0."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        ds, cfg, model, split, sampler = setup("sasrec", ["tp.k=2", "tp.alpha=0.5", "tp.lam=0.5", "model.dropout=0.3"])
+        plain = copy.deepcopy(model)
+        twin = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5), cfg.model.caser_T)
+        torch.manual_seed(1)
+        up = TPUpdater(cfg, model, sampler, split, ds)
+        torch.manual_seed(1)
+        up_plain = TPUpdater(cfg, plain, twin, split, ds)
+        hand_model, hand_disc = copy.deepcopy(model), copy.deepcopy(up.disc)
+        users = np.array([[4, 9]])
+        diag: dict = defaultdict(list)
+        torch.manual_seed(2)
+        up.outer_step(sampler, users, diag)
+        torch.manual_seed(2)
+        up_plain.outer_step(twin, users)
+        for a, b in zip(up.objective.parameters(), up_plain.objective.parameters()):
+            assert torch.equal(a, b)  # the diagnostic drew nothing and restored everything
+
+        # by hand: the same two mini-batches (a sampler in the same state draws them), dropout off
+        third = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5), cfg.model.caser_T)
+        batches = [third.user_batch(int(u), cfg.tp.user_batch) for u in users[0]]
+        hand_model.eval()
+        hand_disc.eval()
+        params = [*hand_model.parameters(), *hand_disc.parameters()]
+        n_model = len(list(hand_model.parameters()))
+
+        def grad_at(b, u):
+            out = bce_loss(hand_model, b)
+            bce_d, _ = adversarial_loss(hand_disc, out, up.labels[u].expand(b.users.shape[0]), cfg.tp.lam)
+            return torch.autograd.grad(out.loss + bce_d, params, allow_unused=True)
+
+        zero = [torch.zeros_like(p) for p in params]
+        g1 = [z if g is None else g for z, g in zip(zero, grad_at(batches[0], users[0, 0]))]
+        g2_start = [z if g is None else g for z, g in zip(zero, grad_at(batches[1], users[0, 1]))]
+        with torch.no_grad():
+            for p, g in zip(params, g1):
+                p.sub_(cfg.tp.alpha * g)
+        g2 = [z if g is None else g for z, g in zip(zero, grad_at(batches[1], users[0, 1]))]
+        diff = sum(((a - b) ** 2).sum() for a, b in zip(g2[:n_model], g2_start[:n_model])).sqrt()
+        norm = sum(((a + b) ** 2).sum() for a, b in zip(g1[:n_model], g2[:n_model])).sqrt()
+        assert diag["align_share"] == [pytest.approx(float(diff / norm), rel=1e-9)]
+        assert 0 < diag["align_share"][0] < 1
+
+        ds, cfg, model, split, sampler = setup("caser", ["tp.k=1"])
+        diag = defaultdict(list)
+        TPUpdater(cfg, model, sampler, split, ds).outer_step(sampler, np.array([[3]]), diag)
+        assert diag["align_share"] == [0.0]  # one inner step: G is the gradient at Θ
+    finally:
+        torch.set_default_dtype(torch.float32)

@@ -116,7 +116,7 @@ class Objective(nn.Module):
         return loss + bce_d, torch.stack([loss.detach(), bce_d.detach(), acc])
 
 
-class _Flat:
+class FlatBatch:
     """The P·k mini-batches of a vectorised outer step in one flat batch: ``batch`` (rows user by user, chain by
     chain), ``counts`` (P, k) rows per mini-batch and ``starts`` (P, k) where each begins; ``seqs``, ``pos``,
     ``neg`` are the batch's with one all-zero row appended (row ``n_rows``: what padding rows are read from);
@@ -129,6 +129,11 @@ class _Flat:
         self.seqs, self.pos, self.neg = (torch.cat([t, t.new_zeros(1, *t.shape[1:])])
                                          for t in (batch.seqs, batch.pos, batch.neg))
         self.lengths: np.ndarray | None = None
+
+    def chain(self, c: int) -> list[Batch]:
+        """Chain ``c``'s k mini-batches, one per inner step (as the looped path holds them)."""
+        return [Batch(*(getattr(self.batch, f)[a : a + n] for f in BATCH_FIELDS))
+                for a, n in zip(self.starts[c].tolist(), self.counts[c].tolist())]
 
 
 class ChainEngine:
@@ -165,20 +170,20 @@ class ChainEngine:
         """Whether an outer step of P chains runs them under vmap (else one after another)."""
         return P > 1 and self.tp.vectorize and self.caps.vmappable
 
-    def flat_batches(self, sampler: TrainSampler, users: np.ndarray) -> _Flat:
+    def flat_batches(self, sampler: TrainSampler, users: np.ndarray) -> FlatBatch:
         """All P·k mini-batches of a vectorised outer step in one flat batch (one sampler call)."""
         P, k = users.shape
         fb, counts = sampler.user_batches_flat(users.reshape(-1), self.tp.user_batch)
-        return _Flat(fb, counts.reshape(P, k))
+        return FlatBatch(fb, counts.reshape(P, k))
 
-    def set_outer_grads(self, batches: _Flat | list[list[Batch]], users: np.ndarray,
+    def set_outer_grads(self, batches: FlatBatch | list[list[Batch]], users: np.ndarray,
                         flat: list[torch.Tensor] | None) -> tuple[dict[str, list[torch.Tensor]], torch.Tensor]:
-        """Run the inner chains of the (P, k) ``users`` on their ``batches`` (a :class:`_Flat` where
+        """Run the inner chains of the (P, k) ``users`` on their ``batches`` (a :class:`FlatBatch` where
         :meth:`vectorises`, else chain by chain) and set every parameter's ``.grad`` to the mean over chains of
         Θ − θ_k. Returns the touched rows per sparse kind (for :meth:`clear`) and (P·k, 3) loss, BCE_d and
         discriminator accuracy per inner step; chain 0's inner gradients go to ``flat`` if given."""
         full = dict(self.objective.named_parameters())
-        chains = self._chains_vmapped if isinstance(batches, _Flat) else self._chains_looped
+        chains = self._chains_vmapped if isinstance(batches, FlatBatch) else self._chains_looped
         rows, delta, scale, aux = chains(batches, users, full, flat)
         with torch.no_grad():
             for n, p in full.items():
@@ -282,7 +287,7 @@ class ChainEngine:
             b = int(cut[b])
         return groups
 
-    def _chains_vmapped(self, batches: _Flat, users, full, flat):
+    def _chains_vmapped(self, batches: FlatBatch, users, full, flat):
         """The P chains under vmap, one inner step at a time. At step i the chains are grouped by the size of their
         step-i mini-batch (and, for backbones that trim left padding, its input length: :meth:`group_chains`), and
         each group runs at once; so a group pads its chains to one step's batches, not to the larger of their k.
@@ -438,7 +443,7 @@ class ChainEngine:
 
         return padded, locate, counts
 
-    def _stack(self, batches: _Flat, group: list[int], i: int, us: np.ndarray) -> tuple[torch.Tensor, ...]:
+    def _stack(self, batches: FlatBatch, group: list[int], i: int, us: np.ndarray) -> tuple[torch.Tensor, ...]:
         """Inner step ``i``'s mini-batches of the chains ``group`` (users ``us``), stacked (G, R, ...): one index
         into the flat batch per field, rows past a chain's own count padding (no items, no targets, the chain's
         user). For a backbone that trims left padding, the leading columns that are padding in every row of the

@@ -1,5 +1,9 @@
-"""Mechanism diagnostics of TP: inner products and cosines between the inner-step gradients of different users
-(head–head, head–tail, tail–tail pairs), the quantities the paper's alignment argument is about (Eq. 8).
+"""Mechanism diagnostics of TP, measured on chain 0 of every ``tp.diag_every``-th outer step:
+
+- inner products and cosines between the inner-step gradients of different users (head–head, head–tail,
+  tail–tail pairs), the quantities the paper's alignment argument is about (Eq. 8);
+- the alignment term's share of the outer update (:func:`alignment_share`): how far the chain's Θ − θ_k is from
+  the sum of its users' gradients all taken at Θ. Near 0, TP is Adam on the k users' summed gradient.
 """
 
 from __future__ import annotations
@@ -8,6 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
+from tplib.data.sampler import Batch
 
 PAIR_TYPES = ("hh", "ht", "tt")
 
@@ -31,4 +38,46 @@ def summarise_alignment(diag: dict[str, list[float]]) -> dict[str, Any]:
         out[f"diag_dot_{kind}"] = float(np.mean(dots)) if dots else float("nan")
         out[f"diag_cos_{kind}"] = float(np.nanmean(coss)) if coss else float("nan")
         out[f"diag_pairs_{kind}"] = float(len(dots))
+    shares = diag.get("align_share", [])
+    out["diag_align_share"] = float(np.nanmean(shares)) if shares else float("nan")
     return out
+
+
+def alignment_share(objective: nn.Module, steps: list[tuple[Batch, torch.Tensor]], alpha: float) -> float:
+    """The alignment term's share of one chain's outer update, ||G − G_0|| / ||G|| over the model's parameters.
+
+    G = α Σ_i g_i(θ_{i−1}) is the chain's Θ − θ_k (plain SGD from Θ over its k inner steps); G_0 = α Σ_i g_i(Θ)
+    is the same users' gradients all taken at Θ, what TP would use if the inner steps did not move (k = 1 steps
+    on the same users, summed). For k = 2, G − G_0 ≈ −α² H_2 g_1, the term whose expectation rewards aligned
+    gradients (Eq. 8). ``steps``: the chain's mini-batches with each row's head/tail label; ``objective``: the
+    inner step's loss (:class:`tplib.train.chains.Objective`: the model and the discriminator, which also moves
+    in the inner steps). Computed with dropout off, so that G and G_0 differ by the parameters' movement alone;
+    the parameters are restored exactly and no random number is drawn, so training is unchanged."""
+    named = [(n, p) for n, p in objective.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    model = [i for i, (n, _) in enumerate(named) if n.startswith("model.")]
+    start = [p.detach().clone() for p in params]
+    was_training = objective.training
+    objective.eval()
+
+    def grads(b: Batch, labels: torch.Tensor) -> list[torch.Tensor]:
+        loss = objective(b.seqs, b.pos, b.neg, b.users, labels)[0]
+        gs = torch.autograd.grad(loss, params, allow_unused=True)
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
+
+    try:
+        g0 = [sum(gs) for gs in zip(*(grads(b, lab) for b, lab in steps))]
+        g = [torch.zeros_like(p) for p in params]
+        for b, lab in steps:
+            for acc, gi, p in zip(g, grads(b, lab), params):
+                acc.add_(gi)
+                with torch.no_grad():
+                    p.sub_(alpha * gi)
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, start):
+                p.copy_(s)
+        objective.train(was_training)
+    diff = torch.sqrt(sum(((g[i] - g0[i]) ** 2).sum() for i in model))
+    norm = torch.sqrt(sum((g[i] ** 2).sum() for i in model))
+    return float(diff / norm) if norm > 0 else float("nan")

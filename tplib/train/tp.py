@@ -22,8 +22,8 @@ from tplib.data.sampler import Batch, TrainSampler
 from tplib.models.base import SeqRecModel
 from tplib.runtime import rng_for
 from tplib.train.algorithm import Discriminator, inner_grads, reptile_outer_step
-from tplib.train.chains import ChainEngine, Objective
-from tplib.train.diagnostics import record_alignment, summarise_alignment
+from tplib.train.chains import ChainEngine, Objective, FlatBatch
+from tplib.train.diagnostics import alignment_share, record_alignment, summarise_alignment
 from tplib.train.optim import adam
 
 
@@ -61,6 +61,8 @@ class TPUpdater:
         stats: list[dict[str, float]] = []
         flat: list[torch.Tensor] = []
         batches = self.draw(sampler, users, draw_at_once)
+        if diag is not None:
+            self._record_share(diag, batches[0], users[0])
 
         def inner(c: int, i: int) -> list[torch.Tensor]:
             u = int(users[c, i])
@@ -87,6 +89,8 @@ class TPUpdater:
             batches = self.chains.flat_batches(sampler, users)
         else:
             batches = self.draw(sampler, users, False)
+        if diag is not None:
+            self._record_share(diag, batches.chain(0) if isinstance(batches, FlatBatch) else batches[0], users[0])
         flat: list[torch.Tensor] = []
         rows, aux = self.chains.set_outer_grads(batches, users, flat if diag is not None else None)
         self.opt.step()
@@ -99,6 +103,12 @@ class TPUpdater:
         self.outer_steps += 1
         vals = aux.tolist()
         return [{"loss": a, "adv_loss": b, "disc_acc": c} for a, b, c in vals]
+
+    def _record_share(self, diag: dict, batches: list[Batch], users: np.ndarray) -> None:
+        """The alignment term's share of chain 0's update (``users``: its k users), at the parameters before the
+        outer step (:func:`tplib.train.diagnostics.alignment_share`)."""
+        steps = [(b, self.labels[int(u)].expand(b.users.shape[0])) for b, u in zip(batches, users)]
+        diag["align_share"].append(alignment_share(self.objective, steps, self.tp.alpha))
 
     def draw(self, sampler: TrainSampler, users: np.ndarray, at_once: bool) -> list[list[Batch]]:
         """The (P, k) users' mini-batches, chain by chain: one :meth:`TrainSampler.user_batch` call per user (as
