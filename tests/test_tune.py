@@ -42,6 +42,8 @@ def test_trials_csv_and_best_json(tmp_path):
     complete = on_disk[on_disk["state"] == "COMPLETE"]
     assert best["value"] == complete["value"].max()
     assert best["sets"][: len(BASE)] == BASE and set(best["params"]) == set(SPACE)
+    # how much each setting mattered: shares over the searched settings
+    assert set(best["importances"]) == set(SPACE) and sum(best["importances"].values()) == pytest.approx(1, abs=1e-3)
     # the best trial's settings, trained again as an ordinary run, give its value: a trial is a plain run
     cfg = build_config("sasrec", "baseline", 0, "tiny", parse_sets(best["sets"]))
     assert fit(cfg, tiny(), tmp_path / "again")["best_valid_NDCG@10"] == best["value"]
