@@ -1,9 +1,12 @@
-"""Raw formats, checksums, local look-up and downloads (tplib.data.sources). Tiny files in the exact raw formats."""
+"""The registry, raw formats, checksums, local look-up and downloads (tplib.data.sources and the modules it
+gathers). Tiny files in the exact raw formats."""
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
+import tomllib
 import urllib.error
 import urllib.request
 import zipfile
@@ -12,10 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tplib.data import catalog
+from tplib.data.registry import REGISTRY, REGISTRY_FILE, load_registry
 from tplib.data.sources import (
     SOURCES,
+    download_target,
     fetch,
+    find_raw,
     get_source,
+    raw_candidates,
     read_amazon_csv,
     read_game,
     read_generic,
@@ -25,6 +33,7 @@ from tplib.data.sources import (
     resolve_raw,
     sample_path,
     sha256_file,
+    where_from,
 )
 from tplib.io import DataError
 
@@ -200,6 +209,69 @@ def test_registry():
     assert not SOURCES["game"].has_time
 
 
+def test_registry_file_is_package_data():
+    assert REGISTRY.path == REGISTRY_FILE and REGISTRY_FILE.parent == Path(sample_path()).parents[2]
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["tplib"]
+    rel = REGISTRY_FILE.relative_to(root / "tplib").as_posix()
+    assert any(fnmatch.fnmatch(rel, p) for p in patterns), f"{rel} is not in pyproject.toml's package-data"
+
+
+def test_every_reader_has_its_format():
+    names = {src.reader.__name__ for src in SOURCES.values()}
+    assert names == {f"read_{n.replace('-', '_')}" for n in REGISTRY.sources}
+    assert set(REGISTRY.formats) == {e.reader for e in REGISTRY.sources.values()} - {"generic"}
+
+
+def registry_text(old: str, new: str) -> str:
+    """The shipped registry's text with the first ``old`` replaced by ``new``."""
+    text = REGISTRY_FILE.read_text(encoding="utf-8")
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    "old, new, problem",
+    [
+        (
+            "    has_time: false\n",
+            "    has_time: false\n    hash: x\n",
+            r"sources\.game\.hash: unknown key; known: .*sha256",
+        ),
+        ("    has_time: false\n", "", r"sources\.game\.has_time: missing key"),
+        ("    user_min: 10\n", "    user_min: ten\n", r"sources\.ml1m\.user_min: 'ten' is not of type int"),
+        ("    has_time: false\n", "    has_time: 0\n", r"sources\.game\.has_time: 0 is not of type bool"),
+        ("    time: 3\n", "    time: 7\n", r"formats\.ml1m\.time: 7 is not a field position"),
+        (
+            "    fields: [user, item]\n",
+            "    fields: user item\n",
+            r"formats\.game\.fields: 'user item' is not of type list of str",
+        ),
+        ("    packaged: null\n\n  music:", "    packaged: null\n    packaged: null\n\n  music:", "given twice"),
+        ("formats:\n", "format:\n", r": format: unknown key; known: formats, sources"),
+        ("  music:\n    sep:", "  music:\n  - sep:", r"formats\.music: expected a mapping"),
+    ],
+)
+def test_bad_registry_names_file_and_key(tmp_path, old, new, problem):
+    f = write(tmp_path / "registry.yaml", registry_text(old, new))
+    with pytest.raises(DataError, match=problem) as e:
+        load_registry(f)
+    assert str(e.value).startswith(str(f)) and "\n" not in str(e.value)
+
+
+def test_unknown_reader_names_file_and_key():
+    entry = dataclasses.replace(REGISTRY.sources["ml1m"], reader="ml-1m")
+    with pytest.raises(DataError, match=r"registry\.yaml: sources\.ml1m\.reader: unknown reader 'ml-1m'; known: "):
+        catalog._source(entry, REGISTRY)
+    with pytest.raises(DataError, match=r"registry\.yaml: formats: no format 'ml-1m'"):
+        REGISTRY.format("ml-1m")
+
+
+def test_shipped_registry_loads_again():
+    again = load_registry()
+    assert again.sources == REGISTRY.sources and again.formats == REGISTRY.formats
+
+
 def test_sample_is_packaged_and_verifies():
     p = sample_path()
     assert p.is_file() and p.stat().st_size < 1_000_000
@@ -254,6 +326,26 @@ def test_local_copy_lookup(tmp_path, name, rel):
     assert resolve_raw(name, None, resources=tmp_path, verify=False).path == f
 
 
+def test_lookup_helpers_of_the_workflow(tmp_path):
+    assert raw_candidates("music", tmp_path) == [
+        tmp_path / "Music.txt",
+        tmp_path / "amazon-proxies/digital-music-melt/Music.txt",
+        tmp_path / "digital-music-melt/Music.txt",
+        tmp_path / "music/Music.txt",
+    ]
+    assert find_raw("music", tmp_path) is None
+    f = write(tmp_path / "digital-music-melt/Music.txt", MUSIC)
+    assert find_raw("music", tmp_path) == f
+    assert raw_candidates("music", f) == [f] and find_raw("ml1m", f) == f  # a file is used as it is
+    assert raw_candidates("generic", tmp_path) == [] and find_raw("generic", tmp_path) is None
+    assert download_target("ml1m", "resources/raw") == Path("resources/raw/ml-1m/ratings.dat")
+    assert download_target("music", tmp_path) == tmp_path / "amazon-proxies/digital-music-melt/Music.txt"
+    with pytest.raises(DataError, match=r"'generic' source has no file name"):
+        download_target("generic", tmp_path)
+    assert where_from("ml1m") == " (ml-1m/ratings.dat from https://files.grouplens.org/datasets/movielens/ml-1m.zip)"
+    assert where_from("music") == f" (from {SOURCES['music'].url})" and where_from("generic") == ""
+
+
 def test_local_copy_missing(tmp_path):
     with pytest.raises(DataError) as e:
         fetch("music", tmp_path)
@@ -271,7 +363,8 @@ def test_local_copy_missing(tmp_path):
 
 
 def no_temp_files(folder: Path) -> bool:
-    return not [p for p in folder.rglob("*") if p.name.endswith(".part")]
+    """No temporary file of a download is left (they are hidden files beside the target)."""
+    return not [p for p in folder.rglob(".*") if p.is_file()]
 
 
 def test_offline_download(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@
 Everything here runs when Snakemake parses the workflow, so a bad config value, an unknown `--set` key or a
 missing raw file stops the workflow before any job starts, with one message naming the key or the files. The
 workflow imports tplib (never the reverse): the config's hyperparameters are checked by tplib.config, and the
-raw files are looked up where tplib.data.sources looks for them.
+raw files are looked up by tplib.data.sources, the same look-up `tp prepare --raw` makes.
 """
 
 import json
@@ -17,8 +17,8 @@ from snakemake.utils import validate
 
 from tplib import grid
 from tplib.config import BACKBONES
-from tplib.io import DataError
-from tplib.data.sources import SOURCES, resolve_raw
+from tplib.data import sources
+from tplib.data.sources import SOURCES
 from tplib.grid import run_dir
 
 validate(config, "../schemas/config.schema.yaml")
@@ -265,28 +265,16 @@ def needs_raw(dataset):
     return SOURCES[dataset].default_path is None
 
 
-def raw_candidates(dataset):
-    """Where tplib.data.sources.resolve_raw looks for the raw file inside raw_dir."""
-    src, folder = SOURCES[dataset], Path(config["raw_dir"])
-    if folder.is_file():
-        return [folder]
-    return [folder / src.filename] + [
-        folder / sub / src.filename for sub in src.subdirs
-    ]
+def find_raw(dataset):
+    """The raw file of a dataset in raw_dir (a file, or a folder searched with the source's known sub-folders),
+    as `tp prepare --raw raw_dir` finds it; None when it is not there."""
+    found = sources.find_raw(dataset, config["raw_dir"])
+    return str(found) if found else None
 
 
 def download_target(dataset):
     """Where `tp fetch --resources resources/raw` puts the raw file."""
-    src = SOURCES[dataset]
-    return (
-        f"{RESOURCES_RAW}/{src.subdirs[0]}/{src.filename}"
-        if src.subdirs
-        else f"{RESOURCES_RAW}/{src.filename}"
-    )
-
-
-def find_raw(dataset):
-    return next((str(p) for p in raw_candidates(dataset) if p.is_file()), None)
+    return sources.download_target(dataset, RESOURCES_RAW).as_posix()
 
 
 def is_prepared(dataset):
@@ -346,23 +334,11 @@ def check_raw():
     for d in study_datasets():
         if not needs_raw(d) or is_prepared(d) or find_raw(d):
             continue
-        try:  # the library has the last word (a missing file is not hashed, so this costs nothing)
-            resolve_raw(d, config["raw_dir"], download=False)
-            continue
-        except DataError:
-            pass
-        src = SOURCES[d]
-        put = (
-            Path(config["raw_dir"])
-            / (src.subdirs[0] if src.subdirs else "")
-            / src.filename
-        )
-        origin = (
-            f" ({src.archive_member or src.filename} from {src.url})" if src.url else ""
-        )
-        looked = ", ".join(str(p) for p in raw_candidates(d))
+        looked = ", ".join(str(p) for p in sources.raw_candidates(d, config["raw_dir"]))
+        put = sources.download_target(d, config["raw_dir"])
         missing.append(
-            f"- {d}: {src.filename} not found (looked in {looked}); put it at {put}{origin}"
+            f"- {d}: {SOURCES[d].filename} not found (looked in {looked}); put it at {put}"
+            f"{sources.where_from(d)}"
         )
     if missing:
         raise WorkflowError(
