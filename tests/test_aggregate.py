@@ -1,7 +1,8 @@
 """tplib.aggregate on fake run folders written in the exact format of the workflow's `tp train` / `tp evaluate`
 (config.json, run.json, train_summary.json, train_log.csv, metrics.json, ranks.csv.gz, benchmark.tsv): the tidy
 table and its columns, per-cell summaries checked by hand, the paired tests against scipy (never across studies
-or protocols), varied settings, costs, diagnostics, the CLI."""
+or protocols), varied settings, costs, diagnostics, the runs' and the declared cells' settings (configs.jsonl),
+the CLI."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import pytest
 from scipy import stats as sps
 
 from tplib.aggregate import (
+    CONFIG_FIELDS,
+    CONFIGS,
     aggregate,
     load_run,
     paired_test,
@@ -155,7 +158,9 @@ def _assert_pairs(summary: pd.DataFrame, treated: dict[int, Path], control: dict
 
 
 def _csvs(folder: Path) -> dict[str, str]:
-    return {name: (folder / f"{name}.csv").read_text() for name in TABLE_NAMES}
+    """Every file aggregate writes: the five tables and configs.jsonl."""
+    return {**{name: (folder / f"{name}.csv").read_text() for name in TABLE_NAMES},
+            CONFIGS: (folder / CONFIGS).read_text()}
 
 
 @pytest.fixture
@@ -508,6 +513,74 @@ def test_duplicate_and_unfinished_runs(grid, tmp_path):
     (runs[2] / "run.json").write_text("{not json")
     with pytest.raises(DataError, match="run.json: not valid JSON"):
         aggregate([runs[2]], tmp_path / "agg")
+
+
+def _configs(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / CONFIGS).read_text().splitlines()]
+
+
+def test_configs_jsonl_holds_each_runs_recorded_config_and_each_declared_cells(grid, tmp_path):
+    """configs.jsonl: one line per run with its config.json as recorded; given the studies as configured, also one
+    line per declared cell with the config the workflow builds for its runs (or the error that says why it builds
+    none); a cell's declared line first, then its runs by seed."""
+    runs, stats = grid
+    aggregate(runs, tmp_path / "plain", stats=stats)
+    rows = _configs(tmp_path / "plain")
+    assert all(list(r) == CONFIG_FIELDS for r in rows)
+    assert len(rows) == len(runs) and {r["source"] for r in rows} == {"run"}
+    by_folder = {(r["study"], r["variant"], r["seed"]): r for r in rows}
+    for run in runs:
+        label = json.loads((run / "run.json").read_text())
+        recorded = json.loads((run / "config.json").read_text())
+        row = by_folder[(label["study"], label["variant"], recorded["seed"])]
+        assert row["config"] == recorded and row["error"] is None
+        assert (row["dataset"], row["backbone"], row["method"]) == (recorded["dataset"], recorded["backbone"],
+                                                                    recorded["method"])
+    studies = {
+        "studies": {
+            "s": {"cells": {"mt-sample": ["sasrec", "caser"]}, "seeds": [0, 1, 2, 3, 4], "protocol": dict(PROTOCOL),
+                  "variants": {"baseline": {"method": "baseline"},
+                               "tp": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0.1}},
+                               "tp-k1": {"method": "tp", "set": {"tp.k": 1, "tp.lam": 0.1}}}},
+            "bad": {"cells": {"mt-sample": ["sasrec"]}, "seeds": [3], "protocol": dict(PROTOCOL),
+                    "variants": {"d0": {"method": "baseline", "set": {"model.d": 0}}}},
+        },
+        "overrides": {"all": {}, "datasets": {}, "backbones": {}, "methods": {}},
+    }
+    aggregate(runs, tmp_path / "agg", stats=stats, studies=studies)
+    rows = _configs(tmp_path / "agg")
+    declared = [r for r in rows if r["source"] == "declared"]
+    assert [(r["study"], r["backbone"], r["variant"]) for r in declared] == [
+        ("bad", "sasrec", "d0"), *[("s", bb, v) for bb in ("caser", "sasrec") for v in ("baseline", "tp", "tp-k1")]]
+    assert all(r["seed"] is None for r in declared)
+    # the declared config of a cell is the one its runs recorded (built at the study's first seed)
+    for r in declared[1:]:
+        runs_of = [x for x in rows if x["source"] == "run" and x["study"] == "s" and x["backbone"] == r["backbone"]
+                   and x["variant"] == r["variant"]]
+        assert all(x["config"] == r["config"] for x in runs_of if x["seed"] == 0)
+    assert declared[0]["config"] is None and "model.d must be > 0" in declared[0]["error"]
+    # a cell's declared line, then its runs by seed
+    tp = [(r["source"], r["seed"]) for r in rows if (r["study"], r["backbone"], r["variant"]) == ("s", "sasrec", "tp")]
+    assert tp == [("declared", None), *[("run", s) for s in range(5)]]
+
+
+def test_a_study_from_a_search_is_declared_with_the_searchs_settings_once_they_are_there(tmp_path, monkeypatch):
+    """A study with ``tuned_from``: a cell whose search has finished is declared with its best settings (read where
+    the workflow reads them); a cell whose search has not has no config yet, and says so."""
+    monkeypatch.chdir(tmp_path)
+    studies = {
+        "studies": {"t": {"cells": {"mt-sample": ["sasrec", "caser"]}, "seeds": [1], "protocol": dict(PROTOCOL),
+                          "variants": {"tp": {"method": "tp", "set": {"tp.k": 2}}}, "tuned_from": "srch"}},
+        "overrides": {"all": {}, "datasets": {}, "backbones": {}, "methods": {}},
+    }
+    best = tmp_path / "results" / "tuning" / "srch" / "mt-sample" / "sasrec" / "tp" / "best.json"
+    best.parent.mkdir(parents=True)
+    best.write_text(json.dumps({"sets": ["tp.alpha=0.05", "model.d=32"]}))
+    aggregate([], tmp_path / "agg", studies=studies)
+    rows = {r["backbone"]: r for r in _configs(tmp_path / "agg")}
+    assert rows["sasrec"]["config"]["tp"]["alpha"] == 0.05 and rows["sasrec"]["config"]["model"]["d"] == 32
+    assert rows["sasrec"]["config"]["seed"] == 1 and rows["sasrec"]["error"] is None
+    assert rows["caser"]["config"] is None and "search srch has no best settings" in rows["caser"]["error"]
 
 
 def test_cli_runs_list(grid, tmp_path, capsys):

@@ -7,12 +7,15 @@ The fixture's numbers follow a formula (:func:`value`), so the tests check the p
 not against the library's own tables. Checked: the page's structure, Table 2's arithmetic and notes, Table 3 and
 the verdict grid (main study only: a TP run of another study never enters them), the study sections (protocol
 in words once, every declared row, "not run"), Figures 4-7, curves and diagnostics (files and the numbers they
-draw), the protocol, provenance (a stamp without clock time: byte-identical pages, a hash that follows the tables,
-``dirty`` in a git tree with uncommitted changes) and costs, the CLI, the number formats and verdicts, and, where
-chromium is installed, a headless screenshot at a laptop's width."""
+draw), the protocol and the hyperparameters (from the settings the aggregate records, configs.jsonl: a run's own
+config.json before the declared one; no report module rebuilds a config), provenance (a stamp without clock time:
+byte-identical pages, a hash that follows the tables, ``dirty`` in a git tree with uncommitted changes) and costs,
+the CLI, the number formats and verdicts, and, where chromium is installed, a headless screenshot at a laptop's
+width."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import dataclasses
 import datetime
@@ -41,6 +44,7 @@ from tplib.io import DataError
 from tplib.report import claims as C
 from tplib.report import figures as F
 from tplib.report import load as L
+from tplib.report import protocol as R
 from tplib.report import sections as S
 from tplib.report.load import (
     fint,
@@ -270,7 +274,7 @@ STATS = [
 
 def write_aggregate(root: Path, config: dict | None = None, runs: list | None = None) -> Path:
     """Run folders of ``runs`` (default: :data:`RUNS`) under root/runs, stats.json files, and root/aggregate: the
-    five tables of tplib.aggregate.aggregate and config.yaml. Returns the aggregate folder."""
+    five tables and configs.jsonl of tplib.aggregate.aggregate, and config.yaml. Returns the aggregate folder."""
     config = config or studies_config()
     dirs = [fake_run(root / "runs", config, st, ds, bb, v, s)
             for st, ds, bb, v, seeds in (RUNS if runs is None else runs) for s in seeds]
@@ -281,7 +285,7 @@ def write_aggregate(root: Path, config: dict | None = None, runs: list | None = 
         p.write_text(json.dumps(st))
         stats.append(p)
     out = root / "aggregate"
-    aggregate(dirs, out, stats=stats)
+    aggregate(dirs, out, stats=stats, studies=config)
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return out
 
@@ -854,15 +858,17 @@ def test_diagnostics_carry_the_tail_share_and_curves_both_methods(drawn):
     assert len(caser.lines) == 1  # baseline only: study long's TP on Music Caser is not drawn
 
 
-def test_diagnostics_tail_share_follows_the_config(drawn, tmp_path, monkeypatch):
-    """With split.head_frac 0.3 the reference line sits at 0.7."""
+def test_diagnostics_tail_share_follows_the_recorded_config(drawn, tmp_path, monkeypatch):
+    """With split.head_frac 0.3 in the settings the aggregate records, the reference line sits at 0.7."""
     agg = drawn["agg"]
-    config = json.loads(json.dumps(agg.config))
-    config["overrides"]["all"]["split.head_frac"] = 0.3
+    configs = json.loads(json.dumps(agg.configs))
+    for row in configs:
+        if row["config"] is not None:
+            row["config"]["split"]["head_frac"] = 0.3
     figs = {}
     real = F.save_figure
     monkeypatch.setattr(F, "save_figure", lambda fig, stem, *a: figs.setdefault(stem, fig) and real(fig, stem, *a))
-    sec = S.diagnostics_section(dataclasses.replace(agg, config=config), "paper", ["ml1m"], ["sasrec"], tmp_path)
+    sec = S.diagnostics_section(dataclasses.replace(agg, configs=configs), "paper", ["ml1m"], ["sasrec"], tmp_path)
     assert "tail share (70% of the users drawn)" in sec.caption
     assert sorted(figs) == ["diag_game", "diag_ml1m", "diag_music"]  # every declared dataset, named or not
     refs = [line for ax in figs["diag_ml1m"].axes for line in ax.lines if line.get_linestyle() == ":"]
@@ -905,7 +911,57 @@ def test_protocol_rows_from_the_main_study(built):
     assert "tp.alpha: 0.02" in html  # config.yaml embedded
     (hp,) = tables_with(parsed, "weight decay")
     hp_rows = {(r[0], r[1]): r for r in hp[1:]}
-    assert hp_rows[("ML1M", "SASRec")][3] == "200" and hp_rows[("Music", "SASRec")][3] == "50"
+    assert hp_rows[("ML1M", "SASRec")][3] == "200" and hp_rows[("Game", "SASRec")][3] == "50"  # Game: not run
+    assert hp_rows[("Music", "SASRec")][2:] == ["not declared in study paper"]
+
+
+def test_settings_are_the_runs_recorded_ones_else_the_declared_ones(built):
+    """A cell's settings come from configs.jsonl: the config.json of its finished run of the lowest seed, else the
+    config declared for its runs; a cell configs.jsonl does not hold has none."""
+    agg = load_aggregate(built["agg"])
+    row = L.config_row(agg, "paper", "ml1m", "sasrec", "tp")
+    assert (row["source"], row["seed"]) == ("run", 0)
+    recorded = json.loads((built["root"] / "runs/paper/ml1m/sasrec/tp/seed0/config.json").read_text())
+    assert row["config"] == json.loads(json.dumps(recorded))
+    row = L.config_row(agg, "paper", "game", "sasrec", "tp")  # declared, not run
+    assert (row["source"], row["seed"], row["config"]["tp"]["alpha"]) == ("declared", None, 0.02)
+    assert L.config_row(agg, "paper", "music", "sasrec", "tp") is None  # not declared
+    with pytest.raises(DataError, match="no config of study paper, music/sasrec/tp"):
+        L.cell_config(agg, "paper", "music", "sasrec", "tp")
+    # a run that recorded other settings than the ones declared now: the page states the recorded ones
+    configs = json.loads(json.dumps(agg.configs))
+    for r in configs:
+        if (r["study"], r["dataset"], r["backbone"], r["variant"], r["source"]) == ("paper", "ml1m", "sasrec", "tp",
+                                                                                     "run"):
+            r["config"]["model"]["d"] = 64
+    edited = dataclasses.replace(agg, configs=configs)
+    _, rows = R.hyperparameter_rows(edited, "paper", "tp", ["ml1m", "game"], ["sasrec"])
+    assert [r["values"][0] for r in rows] == ["64", "50"]
+    # settings the studies cannot build: the row says why; a section that states one config for the whole study
+    # takes the first cell that has one, and stops with the first cell's problem when none has
+    broken = [{**r, "config": None, "error": "model.d must be > 0, got 0"} if r["dataset"] == "game" else r
+              for r in configs]
+    broken_agg = dataclasses.replace(agg, configs=broken)
+    _, rows = R.hyperparameter_rows(broken_agg, "paper", "tp", ["game"], ["sasrec"])
+    assert rows == [{"dataset": "Game", "backbone": "SASRec", "error": "model.d must be > 0, got 0"}]
+    with pytest.raises(DataError, match="no run config of study paper, game/sasrec/tp: model.d must be > 0"):
+        L.cell_config(broken_agg, "paper", "game", "sasrec", "tp")
+    cells = [("game", ["sasrec"]), ("ml1m", ["gru4rec", "sasrec"])]
+    assert L.first_config(broken_agg, "paper", cells, "tp") == L.cell_config(agg, "paper", "ml1m", "gru4rec", "tp")
+    with pytest.raises(DataError, match="game/sasrec/tp: model.d must be > 0"):
+        L.first_config(broken_agg, "paper", cells[:1], "tp")
+
+
+def test_no_report_module_rebuilds_a_config():
+    """The report reads the runs' settings from the aggregate: no module of tplib.report imports tplib.grid, or
+    from tplib.config more than its constants."""
+    folder = Path(R.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                assert not any(a.name in ("tplib.grid", "tplib.config") for a in node.names), path
+            elif isinstance(node, ast.ImportFrom) and node.module in ("tplib.grid", "tplib.config"):
+                assert node.module == "tplib.config" and all(a.name.isupper() for a in node.names), path
 
 
 def test_provenance_and_costs(built):
@@ -941,7 +997,11 @@ def test_stamp_hashes_the_tables(built, tmp_path):
     assert second["tables"] != first["tables"]
     with open(agg_dir / "config.yaml", "a") as f:
         f.write("# edited\n")
-    assert build_stamp(load_aggregate(agg_dir))["tables"] != second["tables"]
+    third = build_stamp(load_aggregate(agg_dir))
+    assert third["tables"] != second["tables"]
+    lines = (agg_dir / "configs.jsonl").read_text().splitlines()
+    (agg_dir / "configs.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    assert build_stamp(load_aggregate(agg_dir))["tables"] != third["tables"]
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -1029,6 +1089,14 @@ def test_bad_inputs_stop_with_a_message(built, tmp_path, capsys):
         render_report(agg, out, figures_dir=tmp_path / "f")
     assert not out.exists()
     (agg / "config.yaml").write_text(yaml.safe_dump(studies_config()))
+    configs = (agg / "configs.jsonl").read_text()
+    (agg / "configs.jsonl").unlink()
+    with pytest.raises(DataError, match="configs.jsonl: not found"):
+        load_aggregate(agg)
+    (agg / "configs.jsonl").write_text(configs + "{not json\n")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_aggregate(agg)
+    (agg / "configs.jsonl").write_text(configs)
     pd.read_csv(agg / "summary.csv").drop(columns=["control"]).to_csv(agg / "summary.csv", index=False)
     with pytest.raises(DataError, match="lacks the column"):
         load_aggregate(agg)
@@ -1052,7 +1120,7 @@ def test_empty_aggregate_renders_everything_as_not_run(tmp_path):
     config["studies"]["paper"]["cells"] = {"music": ["gru4rec"]}
     config["studies"]["ablation"]["cells"] = {"ml1m": ["sasrec"]}
     agg = tmp_path / "agg"
-    aggregate([], agg)
+    aggregate([], agg, studies=config)
     (agg / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     out = render_report(agg, tmp_path / "report.html", figures_dir=tmp_path / "fig")
     html = out.read_text(encoding="utf-8")

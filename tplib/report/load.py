@@ -1,11 +1,12 @@
-"""The report's input and its small vocabulary: the aggregated tables (``tp aggregate``'s five CSVs and the
-studies as configured, ``config.yaml``), number formats, the verdict on the paper's claim, and the rows of one
-study."""
+"""The report's input and its small vocabulary: the aggregated tables (``tp aggregate``'s five CSVs, the runs'
+and the declared cells' settings, ``configs.jsonl``, and the studies as configured, ``config.yaml``), number
+formats, the verdict on the paper's claim, and the rows and settings of one study."""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,21 +14,21 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from tplib.config import RunConfig
-from tplib.grid import Run, run_config
 from tplib.io import DataError
 
-__all__ = ["ALPHA", "LEVEL", "Aggregate", "cell", "control_variant", "load_aggregate", "mean_std", "protocol_words",
-           "study_config", "tp_variant", "verdict"]
+__all__ = ["ALPHA", "LEVEL", "Aggregate", "cell", "cell_config", "config_row", "control_variant", "first_config",
+           "load_aggregate", "mean_std", "protocol_words", "setting", "tp_variant", "verdict"]
 
 TABLES = ("runs", "summary", "costs", "diagnostics", "stats")
+CONFIGS = "configs.jsonl"  # tplib.aggregate.CONFIGS
 ALPHA = 0.05  # significance level of the verdicts
 LEVEL = 0.01  # a relative difference below this reads "level", whatever its p-value
 
 
 @dataclass(frozen=True)
 class Aggregate:
-    """The five aggregated tables (see tplib.aggregate), with typed key columns, and the studies as configured
+    """The five aggregated tables (see tplib.aggregate), with typed key columns; the rows of ``configs.jsonl``
+    (each run's recorded config and each declared cell's resolved one); and the studies as configured
     (``config.yaml`` beside them: each study's title, words, cells, seeds, protocol and variants)."""
 
     runs: pd.DataFrame
@@ -35,6 +36,7 @@ class Aggregate:
     costs: pd.DataFrame
     diagnostics: pd.DataFrame
     stats: pd.DataFrame
+    configs: list[dict[str, Any]]
     config: dict[str, Any]
     config_text: str
     folder: Path
@@ -71,9 +73,26 @@ def _read_csv(path: Path) -> pd.DataFrame:
 KEYS = ("study", "dataset", "backbone", "variant", "method", "seed")
 
 
+def _read_configs(path: Path) -> list[dict[str, Any]]:
+    """The rows of configs.jsonl (tplib.aggregate.configs_lines), one JSON object a line."""
+    if not path.is_file():
+        raise DataError(f"{path}: not found; rerun the workflow's aggregate rule (or `tp aggregate`), which writes it")
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}, line {i}: not valid JSON ({e}); rerun the aggregate rule") from None
+        missing = [k for k in ("study", "dataset", "backbone", "variant", "seed", "source", "config") if k not in row]
+        if missing:
+            raise DataError(f"{path}, line {i}: lacks {', '.join(missing)}; rerun the aggregate rule")
+        rows.append(row)
+    return rows
+
+
 def load_aggregate(folder: str | Path) -> Aggregate:
-    """Read ``runs.csv``, ``summary.csv``, ``costs.csv``, ``diagnostics.csv``, ``stats.csv`` and ``config.yaml``
-    from ``folder``."""
+    """Read ``runs.csv``, ``summary.csv``, ``costs.csv``, ``diagnostics.csv``, ``stats.csv``, ``configs.jsonl``
+    and ``config.yaml`` from ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder; pass the folder `tp aggregate --out` wrote")
@@ -100,7 +119,7 @@ def load_aggregate(folder: str | Path) -> Aggregate:
         raise DataError(f"{cfg_path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(config, dict) or not isinstance(config.get("studies"), dict):
         raise DataError(f"{cfg_path}: expected a mapping with `studies`; write it again with the workflow")
-    return Aggregate(folder=folder, config=config, config_text=text, **t)
+    return Aggregate(folder=folder, configs=_read_configs(folder / CONFIGS), config=config, config_text=text, **t)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -121,7 +140,7 @@ def fnum(x: Any, digits: int = 4) -> str:
 
 
 def fint(x: Any) -> str:
-    return "—" if _isnan(x) else f"{int(round(float(x))):,}"
+    return "—" if _isnan(x) else f"{round(float(x)):,}"
 
 
 def fpct(x: Any, digits: int = 1, sign: bool = True) -> str:
@@ -222,9 +241,50 @@ def tp_variant(agg: Aggregate, study: str) -> str | None:
     return "tp" if "tp" in tps else (tps[0] if len(tps) == 1 else None)
 
 
-def study_config(agg: Aggregate, study: str, dataset: str, backbone: str, variant: str) -> RunConfig:
-    """The resolved config of one (study, dataset, backbone, variant) cell, as the workflow builds it."""
-    return run_config(agg.config, Run(study, dataset, backbone, variant, 0))
+def config_row(agg: Aggregate, study: str, dataset: str, backbone: str, variant: str) -> dict[str, Any] | None:
+    """The settings of one (study, dataset, backbone, variant) cell as configs.jsonl holds them: the config.json
+    its finished run of the lowest seed recorded, else the config the workflow declares for its runs (a row with
+    ``error`` instead where the studies' settings do not build one); None when configs.jsonl has neither."""
+    rows = [r for r in agg.configs
+            if (r["study"], r["dataset"], r["backbone"], r["variant"]) == (study, dataset, backbone, variant)]
+    runs = sorted((r for r in rows if r["source"] == "run"), key=lambda r: int(r["seed"]))
+    declared = [r for r in rows if r["source"] == "declared"]
+    return (runs or declared or [None])[0]
+
+
+def cell_config(agg: Aggregate, study: str, dataset: str, backbone: str, variant: str) -> dict[str, Any]:
+    """The resolved config of one cell (:func:`config_row`; the layout of a run's config.json); a DataError when
+    configs.jsonl has none or the studies' settings do not build one."""
+    row = config_row(agg, study, dataset, backbone, variant)
+    where = f"study {study}, {dataset}/{backbone}/{variant}"
+    if row is None:
+        raise DataError(f"{agg.folder / CONFIGS}: no config of {where}; rerun the aggregate rule")
+    if row["config"] is None:
+        raise DataError(f"no run config of {where}: {row.get('error')}")
+    return row["config"]
+
+
+def first_config(
+    agg: Aggregate, study: str, cells: Sequence[tuple[str, Sequence[str]]], variant: str
+) -> dict[str, Any]:
+    """The resolved config of ``variant`` in the first of ``cells`` (``(dataset, backbones)`` in the report's
+    order) that has one (:func:`cell_config`): the settings a section states once for the whole study. A
+    DataError naming the first cell's problem when none has one."""
+    pairs = [(ds, bb) for ds, bbs in cells for bb in bbs]
+    for ds, bb in pairs:
+        row = config_row(agg, study, ds, bb, variant)
+        if row is not None and row["config"] is not None:
+            return row["config"]
+    return cell_config(agg, study, *(pairs[0] if pairs else ("", "")), variant)
+
+
+def setting(config: dict[str, Any], key: str) -> Any:
+    """One setting (``section.key``, e.g. ``tp.k``) of a resolved config; a DataError naming it when absent."""
+    section, _, name = key.partition(".")
+    values = config.get(section)
+    if not isinstance(values, dict) or name not in values:
+        raise DataError(f"a run config in {CONFIGS} lacks {key}; rerun the aggregate rule")
+    return values[name]
 
 
 def protocol_words(protocol: dict[str, Any]) -> str:

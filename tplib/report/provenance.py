@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from tplib.report.figures import label
-from tplib.report.load import TABLES, Aggregate, _isnan
+from tplib.report.load import CONFIGS, TABLES, Aggregate, _isnan
 
 __all__ = ["INPUT_PATHS", "build_stamp", "data_provenance", "package_versions", "run_environment"]
 
@@ -26,20 +26,20 @@ INPUT_PATHS = ("results/runs", "results/tuning", "config", "Snakefile", "workflo
 
 def _git(args: list[str], where: Path) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
 
 
 def build_stamp(agg: Aggregate, repo: Path | None = None) -> dict[str, Any]:
-    """The report's stamp: a hash of the aggregated tables it shows, and the last commit that changed its inputs
-    (:data:`INPUT_PATHS`) with that commit's date, or ``dirty`` when those inputs have uncommitted changes (a
-    report to commit is never built from such a tree). Nothing here reads the clock, so rebuilding the same
-    commit gives the same page."""
+    """The report's stamp: a hash of the aggregated files it reads (the tables, config.yaml and configs.jsonl), and
+    the last commit that changed its inputs (:data:`INPUT_PATHS`) with that commit's date, or ``dirty`` when those
+    inputs have uncommitted changes (a report to commit is never built from such a tree). Nothing here reads the
+    clock, so rebuilding the same commit gives the same page."""
     h = hashlib.sha256()
-    for name in (*TABLES, "config"):
-        path = agg.folder / (f"{name}.csv" if name != "config" else "config.yaml")
+    for name in (*(f"{t}.csv" for t in TABLES), "config.yaml", CONFIGS):
+        path = agg.folder / name
         h.update(path.read_bytes() if path.is_file() else b"")
     stamp: dict[str, Any] = {"tables": h.hexdigest()[:16], "commit": "unknown", "date": "", "dirty": None}
     root = _git(["rev-parse", "--show-toplevel"], repo or agg.folder)
@@ -82,7 +82,7 @@ def data_provenance(stats: pd.DataFrame) -> list[dict[str, str]]:
         return out
     for _, r in stats.iterrows():
 
-        def g(c: str) -> str:
+        def g(c: str, r: pd.Series = r) -> str:
             return "—" if c not in r or _isnan(r[c]) else str(r[c])
 
         out.append(

@@ -1,5 +1,6 @@
-"""``tp report``: one self-contained HTML page from the aggregated tables (``tp aggregate``'s five CSVs and the
-studies' ``config.yaml``), never from models or checkpoints.
+"""``tp report``: one self-contained HTML page from the aggregated tables (``tp aggregate``'s five CSVs, the runs'
+and the declared cells' settings, ``configs.jsonl``, and the studies' ``config.yaml``), never from models,
+checkpoints or run folders: every setting it states is one the aggregate recorded, none is rebuilt here.
 
 The page holds the verdict grid and Table 3 (the main study only: every TP number beside a baseline of the same
 study and protocol), Table 2 (dataset statistics beside the paper's), every study with its protocol stated once in
@@ -19,9 +20,10 @@ import jinja2
 import pandas as pd
 
 from tplib.config import BACKBONES
-from tplib.io import ConfigError, DataError, atomic_write_text
+from tplib.io import DataError, atomic_write_text
 from tplib.report import claims as C
 from tplib.report import load as L
+from tplib.report import protocol as R
 from tplib.report import provenance as P
 from tplib.report import sections as S
 from tplib.report import tables as T
@@ -54,13 +56,10 @@ def build_context(
     backbones = [b for b in _order({b for _, b in cells}, PAPER_BACKBONES) if b in BACKBONES]
     tp_name = L.tp_variant(agg, main)
     main_cells = S.declared(agg, main, datasets, backbones)
-    try:
-        cfg = L.study_config(agg, main, main_cells[0][0], main_cells[0][1][0], tp_name or "baseline")
-    except ConfigError as e:
-        raise DataError(f"the studies' settings do not build a run config: {e}") from None
+    cfg = L.first_config(agg, main, main_cells, tp_name or "baseline")
     t3 = C.table3(agg.study("summary", main), tp_name, backbones, [d for d, _ in main_cells],
                   base_name=L.control_variant(agg, main))
-    hp_header, hp_rows = T.hyperparameter_rows(agg, main, tp_name or "baseline", [d for d, _ in main_cells],
+    hp_header, hp_rows = R.hyperparameter_rows(agg, main, tp_name or "baseline", [d for d, _ in main_cells],
                                                backbones)
     dg_header, dg_rows = T.diagnostics_rows(
         agg.study("diagnostics", main)[lambda d: d["variant"] == tp_name], [d for d, _ in main_cells], backbones)
@@ -85,7 +84,7 @@ def build_context(
         ],
         "diag_header": dg_header,
         "diag_rows": dg_rows,
-        "protocol": T.protocol_rows(cfg, agg.stats, agg.study("runs", main), agg.studies[main]),
+        "protocol": R.protocol_rows(cfg, agg.stats, agg.study("runs", main), agg.studies[main]),
         "hp_header": hp_header,
         "hp_rows": hp_rows,
         "config_text": agg.config_text,

@@ -16,8 +16,9 @@ from tplib.report import figures as F
 from tplib.report.load import (
     Aggregate,
     control_variant,
+    first_config,
     protocol_words,
-    study_config,
+    setting,
     tp_variant,
 )
 
@@ -58,12 +59,12 @@ def main_figures(agg: Aggregate, study: str, datasets: Sequence[str], backbones:
     sections = []
     for key, title, caption, draw, prefix in (
         ("fig4", "Figure 4: top-N accuracy, baseline vs TP",
-         "HR@N and NDCG@N for N in the evaluated cut-offs, existing (top two rows) and new users (bottom two), per "
-         "backbone; error bars: standard deviation over seeds.", F.fig_topn, "fig4_topn"),
+         ("HR@N and NDCG@N for N in the evaluated cut-offs, existing (top two rows) and new users (bottom two), per "
+          "backbone; error bars: standard deviation over seeds."), F.fig_topn, "fig4_topn"),
         ("fig5", "Figure 5: head vs tail users",
-         "HR@10 and NDCG@10 of head (top 20% by interactions) and tail users, existing and new, baseline vs TP; "
-         "error bars: standard deviation over seeds. The paper shows Game and MovieTweetings; every dataset of the "
-         "study is shown here.", F.fig_headtail, "fig5_headtail"),
+         ("HR@10 and NDCG@10 of head (top 20% by interactions) and tail users, existing and new, baseline vs TP; "
+          "error bars: standard deviation over seeds. The paper shows Game and MovieTweetings; every dataset of the "
+          "study is shown here."), F.fig_headtail, "fig5_headtail"),
     ):
         sec = FigureSection(key, f"Figure {key[-1]}", f"{title} (study {study})", caption)
         for ds, bbs in declared(agg, study, datasets, backbones):
@@ -89,18 +90,19 @@ def ablation_figures(agg: Aggregate, study: str, datasets: Sequence[str], backbo
     if ref is None:
         return sections
     cells = declared(agg, study, datasets, backbones)
-    ref_cfg = study_config(agg, study, cells[0][0], cells[0][1][0], ref).tp
+    ref_cfg = first_config(agg, study, cells, ref)
+    ref_k, ref_lam = setting(ref_cfg, "tp.k"), setting(ref_cfg, "tp.lam")
     runs = agg.study("runs", study)
     tp_specs = {v: spec for v, spec in (st.get("variants") or {}).items() if spec.get("method") == "tp"}
     for key, param, fixed_col, fixed, title in (
-        ("fig6", "k", "lam", ref_cfg.lam, f"Figure 6: TP against the inner update count k (λ = {ref_cfg.lam:g})"),
-        ("fig7", "lam", "k", ref_cfg.k, f"Figure 7: TP against the adversarial weight λ (k = {ref_cfg.k})"),
+        ("fig6", "k", "lam", ref_lam, f"Figure 6: TP against the inner update count k (λ = {ref_lam:g})"),
+        ("fig7", "lam", "k", ref_k, f"Figure 7: TP against the adversarial weight λ (k = {ref_k})"),
     ):
         values = set()
         for v in tp_specs:
-            c = study_config(agg, study, cells[0][0], cells[0][1][0], v).tp
-            if np.isclose(getattr(c, fixed_col), fixed):
-                values.add(float(getattr(c, param)))
+            c = first_config(agg, study, cells, v)
+            if np.isclose(setting(c, f"tp.{fixed_col}"), fixed):
+                values.add(float(setting(c, f"tp.{param}")))
         values = sorted(values)
         sec = FigureSection(
             key, title.split(":")[0], f"{title} (study {study})",
@@ -136,7 +138,7 @@ def diagnostics_section(agg: Aggregate, study: str, datasets: Sequence[str], bac
     tp_name = tp_variant(agg, study)
     diag = _rows(agg.study("diagnostics", study), variant=tp_name)
     cells = declared(agg, study, datasets, backbones)
-    tail = 1 - study_config(agg, study, cells[0][0], cells[0][1][0], tp_name).split.head_frac if tp_name else 0.8
+    tail = 1 - setting(first_config(agg, study, cells, tp_name), "split.head_frac") if tp_name else 0.8
     sec = FigureSection(
         "diag", "Diagnostics", f"TP training diagnostics (study {study})",
         "Per epoch, mean over seeds (band: ±1 std): the prediction loss, the discriminator's BCE (adv_loss) and "

@@ -1,7 +1,7 @@
 # Every finished run of the studies in `run` -> results/aggregate/*.csv (tplib.aggregate.aggregate; a script,
-# so that the list of runs is not limited by the length of a command line), the studies as configured
-# (config.yaml: titles, protocols, variants, searches, overrides) for the report, and every search's trials in
-# one table (results/tuning/trials.csv).
+# so that the list of runs is not limited by the length of a command line), each run's recorded config and each
+# declared cell's resolved config (configs.jsonl) and the studies as configured (config.yaml: titles, protocols,
+# variants, searches, overrides) for the report, and every search's trials in one table (results/tuning/trials.csv).
 
 
 rule aggregate:
@@ -20,6 +20,7 @@ rule aggregate:
         costs="results/aggregate/costs.csv",
         diagnostics="results/aggregate/diagnostics.csv",
         stats="results/aggregate/stats.csv",
+        configs="results/aggregate/configs.jsonl",
         config="results/aggregate/config.yaml",
         trials="results/tuning/trials.csv",
     log:

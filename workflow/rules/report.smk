@@ -1,6 +1,6 @@
-# The project's HTML report from the aggregated tables only (tp report; never models or checkpoints), with its
-# figures as PNG and PDF in results/figures/; and the results block of the README named by `readme` (if any),
-# rewritten from the same tables.
+# The project's HTML report from the aggregated tables only (tp report; never models, checkpoints or run folders:
+# the runs' settings come from configs.jsonl), with its figures as PNG and PDF in results/figures/; and the results
+# block of the README named by `readme` (if any), rewritten from the same tables.
 
 
 rule report:
@@ -10,6 +10,7 @@ rule report:
         costs="results/aggregate/costs.csv",
         diagnostics="results/aggregate/diagnostics.csv",
         stats="results/aggregate/stats.csv",
+        configs="results/aggregate/configs.jsonl",
         config="results/aggregate/config.yaml",
         trials="results/tuning/trials.csv",
     output:

@@ -1,6 +1,7 @@
-"""The aggregate rule: one call to tplib.aggregate.aggregate, logging to the rule's log; and the studies as
-configured (titles, protocols, variants, searches, overrides; not the run-time keys) beside the tables, for the
-report; and every search's trials in one table."""
+"""The aggregate rule: one call to tplib.aggregate.aggregate, logging to the rule's log (the tables, and
+configs.jsonl: every run's recorded config and every declared cell's resolved one, for the report); and the
+studies as configured (titles, protocols, variants, searches, overrides; not the run-time keys) beside the tables,
+for the report; and every search's trials in one table."""
 
 import logging
 import sys
@@ -18,6 +19,7 @@ with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is inj
         snakemake.params.runs,  # noqa: F821
         Path(snakemake.output.runs).parent,  # noqa: F821
         stats=list(snakemake.input.stats),  # noqa: F821
+        studies=dict(snakemake.params.studies),  # noqa: F821
     )
     atomic_write_text(snakemake.output.config, yaml.safe_dump(dict(snakemake.params.studies), sort_keys=False))  # noqa: F821
     atomic_write_text(snakemake.output.trials, trials_table(snakemake.input.trials).to_csv(index=False))  # noqa: F821
