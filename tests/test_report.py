@@ -1193,3 +1193,19 @@ def test_table3_shows_the_studys_control_baseline_not_any_baseline():
     t3 = table3(pd.DataFrame(rows), "tp", ["sasrec"], ["ml1m"], base_name="baseline")
     row = next(r for r in t3["subtables"][0]["rows"] if r["backbone"] == "SASRec")
     assert row["base"]["text"].startswith("0.2000") and row["tp"]["text"].startswith("0.2200")
+
+
+def test_readme_verdict_names_every_paired_cell_by_class(built):
+    """The README's two-sentence answer counts the main study's cells by verdict as the grid does, names each
+    paired cell with its change and p-value, and says where the fair test stands."""
+    from tplib.report.paper import PAPER_BACKBONES, PAPER_DATASETS
+
+    agg = L.load_aggregate(built["agg"])
+    v = C.verdict_cells(agg, "paper", PAPER_DATASETS, PAPER_BACKBONES)
+    assert [c.split(" ")[:2] for c in v["holds"]] == [["ML1M", "GRU4Rec"]]
+    assert [c.split(" ")[:2] for c in v["reversed"]] == [["Music", "GRU4Rec"]]
+    assert [c.split(" ")[:2] for c in v["level"]] == [["ML1M", "SASRec"]]
+    text = C.readme_verdict(agg, PAPER_DATASETS, PAPER_BACKBONES)
+    assert "TP is behind the baseline in 1 of the 3 cells with paired seeds, ahead in 1 (p < 0.05)" in text
+    for c in v["holds"] + v["reversed"] + v["level"]:
+        assert c in text and "seeds)" in c and "p " in c

@@ -15,7 +15,7 @@ from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset
 from tplib.io import ConfigError
 from tplib.train.loop import fit
-from tplib.tune import check_space, tune
+from tplib.tune import check_space, importances_of, tune
 
 SPACE = {"train.lr": {"log": [1e-3, 1e-2]}, "model.d": {"int": [8, 16, 8]}, "model.dropout": {"choice": [0.0, 0.5]}}
 BASE = ["train.max_epochs=2", "train.eval_every=1", "train.progress=false", "model.max_len=10"]
@@ -44,6 +44,8 @@ def test_trials_csv_and_best_json(tmp_path):
     assert best["sets"][: len(BASE)] == BASE and set(best["params"]) == set(SPACE)
     # how much each setting mattered: shares over the searched settings
     assert set(best["importances"]) == set(SPACE) and sum(best["importances"].values()) == pytest.approx(1, abs=1e-3)
+    # the same from the trials table alone (what the report reads)
+    assert importances_of(on_disk, SPACE) == best["importances"]
     # the best trial's settings, trained again as an ordinary run, give its value: a trial is a plain run
     cfg = build_config("sasrec", "baseline", 0, "tiny", parse_sets(best["sets"]))
     assert fit(cfg, tiny(), tmp_path / "again")["best_valid_NDCG@10"] == best["value"]

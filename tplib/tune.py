@@ -30,7 +30,7 @@ from tplib.io import ConfigError, DataError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DONE", "check_space", "importances", "suggest", "trials_table", "tune"]
+__all__ = ["DONE", "check_space", "importances", "importances_of", "suggest", "trials_table", "tune"]
 
 KINDS = ("log", "float", "int", "choice")
 DONE = ("COMPLETE", "PRUNED")  # the trial states that count towards a search's budget
@@ -174,6 +174,30 @@ def importances(study: Any) -> dict[str, float]:
         log.warning("search %s: no importances (%s)", study.study_name, e)
         return {}
     return {k: round(float(v), 4) for k, v in sorted(out.items())}
+
+
+def importances_of(table: pd.DataFrame, space: dict[str, Any]) -> dict[str, float]:
+    """:func:`importances` of a search from its trials table (``trials.csv`` rows of one search) and its space:
+    the finished trials are replayed into an in-memory study, so a report can say the same as ``best.json``."""
+    import optuna
+
+    dists = {}
+    for key, spec in space.items():
+        kind, vals = next(iter(spec.items()))
+        if kind in ("log", "float"):
+            dists[key] = optuna.distributions.FloatDistribution(float(vals[0]), float(vals[1]), log=kind == "log")
+        elif kind == "int":
+            dists[key] = optuna.distributions.IntDistribution(int(vals[0]), int(vals[1]),
+                                                               step=int(vals[2]) if len(vals) > 2 else 1)
+        else:
+            dists[key] = optuna.distributions.CategoricalDistribution(list(vals))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", study_name=str(table["study"].iloc[0]) if len(table) else "")
+    for _, row in table[table["state"] == "COMPLETE"].iterrows():
+        params = {k: _plain(row[f"params_{k}"]) for k in dists if f"params_{k}" in row and not pd.isna(row[f"params_{k}"])}
+        if len(params) == len(dists):
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(row["value"])))
+    return importances(study)
 
 
 def _plain(v: Any) -> Any:

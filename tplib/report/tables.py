@@ -26,6 +26,7 @@ from tplib.report.load import (
     verdict,
 )
 from tplib.report.paper import METHOD_LABEL, PAPER_BACKBONES, PAPER_DATASETS
+from tplib.tune import importances_of
 
 # ---------------------------------------------------------------------------------------------------------
 # Studies
@@ -237,6 +238,14 @@ def _fmt_param(v: Any) -> str:
     return "—" if _isnan(v) else str(v)
 
 
+def _importances(trials: pd.DataFrame, space: dict[str, Any]) -> list[tuple[str, str]]:
+    """A search's settings by how much they mattered (tplib.tune.importances_of), largest first; [] if unknown."""
+    if not len(trials) or (trials["state"] == "COMPLETE").sum() < 2:
+        return []
+    shares = importances_of(trials, space)
+    return [(k, f"{v:.2f}") for k, v in sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
 def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
     """Per search (tuning × cell): each method's budget (trials finished, pruned, failed), best validation score
     and chosen settings beside the paper's; "not run" where a search has no trial yet."""
@@ -259,7 +268,8 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                                  "budget": f"{len(done) + states.get('PRUNED', 0)} of {tu['trials']}",
                                  "pruned": str(states.get("PRUNED", 0)), "failed": str(states.get("FAIL", 0)),
                                  "best": fnum(best["value"]) if best is not None else "not run",
-                                 "chosen": chosen, "not_run": best is None})
+                                 "chosen": chosen, "not_run": best is None,
+                                 "importances": _importances(t, tu["spaces"][method])})
         blocks.append({"name": name, "title": tu.get("title", name), "about": tu.get("about", ""),
                        "protocol": protocol_words(tu["protocol"]), "trials": tu["trials"], "seed": tu.get("seed", 0),
                        "prune_after": tu.get("prune_after", 0),
