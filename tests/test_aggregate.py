@@ -18,8 +18,6 @@ import pytest
 from scipy import stats as sps
 
 from tplib.aggregate import (
-    CONFIG_FIELDS,
-    CONFIGS,
     aggregate,
     load_run,
     paired_test,
@@ -32,6 +30,7 @@ from tplib.cli import main
 from tplib.config import build_config, parse_sets
 from tplib.evaluate import metrics_by_group
 from tplib.io import DataError
+from tplib.run_configs import CONFIG_FIELDS, CONFIGS
 
 NS = (1, 5, 10, 15, 20)
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

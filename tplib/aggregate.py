@@ -23,13 +23,12 @@ Five tables, written as CSV into one folder:
   tagged with the run's keys;
 - ``stats.csv``: one row per prepared dataset (its ``stats.json``).
 
-And each run's settings, as JSON lines (``configs.jsonl``, :func:`configs_lines`): one line per run with its
+And each run's settings, as JSON lines (``configs.jsonl``, :mod:`tplib.run_configs`): one line per run with its
 ``config.json`` as recorded, and, given the studies as configured, one line per declared cell (study × dataset ×
 backbone × variant) with the config the workflow builds for its runs (:func:`declared_configs`), so that a
 report reads every setting it shows from this folder, run or not yet run.
 
-Pure pandas; scipy.stats for the tests. Nothing here knows about Snakemake or the run folders' layout; the declared
-configs are built by tplib.grid, as the workflow builds its runs' ones.
+Pure pandas; scipy.stats for the tests. Nothing here knows about Snakemake or the run folders' layout.
 """
 
 from __future__ import annotations
@@ -46,19 +45,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from tplib.grid import Run, run_config, tuned_sets
-from tplib.io import ConfigError, DataError, atomic_write_text
+from tplib.io import DataError, atomic_write_text
+from tplib.run_configs import CONFIGS, ID_KEYS, configs_lines, declared_configs
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CONFIGS",
     "RUN_KEYS",
     "TABLES",
     "aggregate",
-    "configs_lines",
     "costs_table",
-    "declared_configs",
     "diagnostics_table",
     "load_run",
     "paired_test",
@@ -68,11 +64,9 @@ __all__ = [
     "stats_table",
     "summarise",
     "tidy_metrics",
-    "trials_table",
     "varied_settings",
 ]
 
-ID_KEYS = ["study", "dataset", "backbone", "variant", "method", "seed"]  # a run's identity
 PROTOCOL_KEYS = ["eval_every", "patience", "max_epochs", "min_epochs"]
 TP_KEYS = ["k", "lam", "alpha", "beta", "P"]
 SETTING_KEYS = [*PROTOCOL_KEYS, *TP_KEYS]
@@ -80,8 +74,6 @@ RUN_KEYS = [*ID_KEYS, *SETTING_KEYS]
 METRIC_KEYS = ["group", "subset", "metric", "N"]
 VARIANT_KEYS = ["study", "dataset", "backbone", "variant", "method"]  # a cell, with METRIC_KEYS
 TABLES = ("runs", "summary", "costs", "diagnostics", "stats")
-CONFIGS = "configs.jsonl"  # each run's settings and each declared cell's, beside the tables
-CONFIG_FIELDS = ["study", "dataset", "backbone", "variant", "method", "seed", "source", "config", "error"]
 _FIXED = {("train", k) for k in PROTOCOL_KEYS} | {("tp", k) for k in TP_KEYS} | {("seed",), ("method",)}
 GROUPS = ("existing", "new")
 SUBSETS = ("all", "head", "tail")
@@ -474,73 +466,3 @@ def aggregate(
 
 def _cell_value(v: Any) -> Any:
     return ",".join(map(str, v)) if isinstance(v, tuple) else v
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Settings: each run's as recorded, each declared cell's as the workflow builds it
-
-
-def _sorted(value: Any) -> Any:
-    """``value`` with every mapping's keys in sorted order (the same bytes whatever order a config was built in)."""
-    if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    if isinstance(value, (list, tuple)):
-        return [_sorted(v) for v in value]
-    return value
-
-
-def declared_configs(studies: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per cell the studies declare (study × dataset × backbone × variant, in the config's order): the
-    resolved config the workflow gives its runs (tplib.grid.run_config at the study's first seed; the settings are
-    the same for every seed), or the error that says why there is none: settings that do not build a config, or a
-    study that starts from a search whose best settings for the cell are not there yet (the workflow makes no run
-    of it before). ``studies``: the studies as configured (the workflow config's ``studies`` and ``overrides``, as
-    config.yaml holds them); a search's best settings are read where the workflow reads them."""
-    rows = []
-    for name, st in (studies.get("studies") or {}).items():
-        seed = int((st.get("seeds") or [0])[0])
-        for dataset, backbones in (st.get("cells") or {}).items():
-            for backbone in backbones:
-                for variant, spec in (st.get("variants") or {}).items():
-                    row = {"study": name, "dataset": dataset, "backbone": backbone, "variant": variant,
-                           "method": str(spec.get("method")), "seed": None, "source": "declared", "config": None,
-                           "error": None}
-                    run = Run(name, dataset, backbone, variant, seed)
-                    try:
-                        if tuned_sets(studies, run) is None:
-                            row["error"] = f"not built yet: search {st['tuned_from']} has no best settings here"
-                        else:
-                            row["config"] = run_config(studies, run).to_dict()
-                    except ConfigError as e:
-                        row["error"] = str(e)
-                    rows.append(row)
-    return rows
-
-
-def configs_lines(loaded: Sequence[dict[str, Any]], declared: Sequence[dict[str, Any]] = ()) -> str:
-    """configs.jsonl: one JSON object a line with :data:`CONFIG_FIELDS`: every run of ``loaded`` (source "run":
-    its keys and its config.json as recorded) and every row of ``declared`` (source "declared", seed null: see
-    :func:`declared_configs`); sorted by study, dataset, backbone and variant, a cell's declared row before its
-    runs, the runs by seed, so the file does not depend on the order the runs were read in."""
-    rows = [{**{k: r["keys"][k] for k in ID_KEYS}, "source": "run", "config": r["config"], "error": None}
-            for r in loaded]
-    rows += [{k: row.get(k) for k in CONFIG_FIELDS} for row in declared]
-    lines = [json.dumps({k: _sorted(row.get(k)) for k in CONFIG_FIELDS}) for row in rows]
-    order = sorted(range(len(rows)), key=lambda i: (
-        *(str(rows[i][k]) for k in ("study", "dataset", "backbone", "variant")),
-        rows[i]["source"] == "run", rows[i]["seed"] if rows[i]["seed"] is not None else -1, lines[i]))
-    return "".join(lines[i] + "\n" for i in order)
-
-
-TRIAL_KEYS = ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds"]
-
-
-def trials_table(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Every search's trials (``tp tune``'s trials.csv) in one table: study (the search's name), dataset, backbone,
-    method, trial, state, value, seconds, then one ``params_<section.key>`` column per searched setting."""
-    frames = [pd.read_csv(p) for p in paths]
-    if not frames:
-        return pd.DataFrame(columns=TRIAL_KEYS)
-    df = pd.concat(frames, ignore_index=True, sort=False)
-    params = sorted(c for c in df.columns if c.startswith("params_"))
-    return df[[*TRIAL_KEYS, *params]].sort_values(["study", "trial"], ignore_index=True)

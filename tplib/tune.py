@@ -19,6 +19,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from tplib.io import ConfigError, DataError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DONE", "check_space", "importances", "importances_of", "suggest", "trials_table", "tune"]
+__all__ = ["DONE", "TRIAL_KEYS", "check_space", "gather_trials", "importances", "importances_of", "suggest", "trials_table", "tune"]
 
 KINDS = ("log", "float", "int", "choice")
 DONE = ("COMPLETE", "PRUNED")  # the trial states that count towards a search's budget
@@ -219,3 +220,17 @@ def trials_table(study: Any, keys: dict[str, Any]) -> pd.DataFrame:
     cols = ["study", *keys, "trial", "state", "value", "seconds"]
     df = pd.DataFrame(rows)
     return df[[*cols, *sorted(c for c in df.columns if c.startswith("params_"))]] if rows else pd.DataFrame(columns=cols)
+
+
+TRIAL_KEYS = ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds"]
+
+
+def gather_trials(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Every search's trials (``tp tune``'s trials.csv) in one table: study (the search's name), dataset, backbone,
+    method, trial, state, value, seconds, then one ``params_<section.key>`` column per searched setting."""
+    frames = [pd.read_csv(p) for p in paths]
+    if not frames:
+        return pd.DataFrame(columns=TRIAL_KEYS)
+    df = pd.concat(frames, ignore_index=True, sort=False)
+    params = sorted(c for c in df.columns if c.startswith("params_"))
+    return df[[*TRIAL_KEYS, *params]].sort_values(["study", "trial"], ignore_index=True)

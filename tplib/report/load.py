@@ -20,7 +20,7 @@ __all__ = ["ALPHA", "LEVEL", "Aggregate", "cell", "cell_config", "config_row", "
            "load_aggregate", "mean_std", "protocol_words", "setting", "tp_variant", "verdict"]
 
 TABLES = ("runs", "summary", "costs", "diagnostics", "stats")
-CONFIGS = "configs.jsonl"  # tplib.aggregate.CONFIGS
+CONFIGS = "configs.jsonl"  # tplib.run_configs.CONFIGS
 ALPHA = 0.05  # significance level of the verdicts
 LEVEL = 0.01  # a relative difference below this reads "level", whatever its p-value
 
@@ -74,7 +74,7 @@ KEYS = ("study", "dataset", "backbone", "variant", "method", "seed")
 
 
 def _read_configs(path: Path) -> list[dict[str, Any]]:
-    """The rows of configs.jsonl (tplib.aggregate.configs_lines), one JSON object a line."""
+    """The rows of configs.jsonl (tplib.run_configs.configs_lines), one JSON object a line."""
     if not path.is_file():
         raise DataError(f"{path}: not found; rerun the workflow's aggregate rule (or `tp aggregate`), which writes it")
     rows = []

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from tplib.aggregate import aggregate, trials_table
+from tplib.aggregate import aggregate
 from tplib.io import atomic_write_text
+from tplib.tune import gather_trials
 
 with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is injected by Snakemake
     sys.stderr = log_file
@@ -22,4 +23,4 @@ with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is inj
         studies=dict(snakemake.params.studies),  # noqa: F821
     )
     atomic_write_text(snakemake.output.config, yaml.safe_dump(dict(snakemake.params.studies), sort_keys=False))  # noqa: F821
-    atomic_write_text(snakemake.output.trials, trials_table(snakemake.input.trials).to_csv(index=False))  # noqa: F821
+    atomic_write_text(snakemake.output.trials, gather_trials(snakemake.input.trials).to_csv(index=False))  # noqa: F821
