@@ -174,6 +174,8 @@ def importances(study: Any) -> dict[str, float]:
     except (ValueError, RuntimeError) as e:
         log.warning("search %s: no importances (%s)", study.study_name, e)
         return {}
+    if not sum(out.values()):  # fewer than two finished trials: Optuna gives every setting 0
+        return {}
     return {k: round(float(v), 4) for k, v in sorted(out.items())}
 
 
