@@ -374,7 +374,8 @@ def diagnostics_table(loaded: Sequence[dict[str, Any]]) -> pd.DataFrame:
 # The training log's columns in the order `tp train` writes them (a TP run's log has all of them); columns not
 # named here follow in alphabetical order, so the table's layout does not depend on the order runs are read in.
 _LOG_ORDER = ["epoch", "loss", "train_seconds", "valid_HR@10", "valid_NDCG@10", "eval_seconds", "adv_loss", "disc_acc",
-              "outer_steps", *(f"diag_{m}_{p}" for p in ("hh", "ht", "tt") for m in ("dot", "cos", "pairs"))]
+              "outer_steps", *(f"diag_{m}_{p}" for p in ("hh", "ht", "tt") for m in ("dot", "cos", "pairs")),
+              "diag_align_share"]
 
 
 def stats_table(paths: Iterable[str | Path]) -> pd.DataFrame:
