@@ -66,13 +66,17 @@ def alignment_share(objective: nn.Module, steps: list[tuple[Batch, torch.Tensor]
         return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
 
     try:
-        g0 = [sum(gs) for gs in zip(*(grads(b, lab) for b, lab in steps))]
+        later = [grads(b, lab) for b, lab in steps[1:]]  # steps 2..k at Θ (step 1's is the trajectory's first)
         g = [torch.zeros_like(p) for p in params]
+        first: list[torch.Tensor] = []
         for b, lab in steps:
-            for acc, gi, p in zip(g, grads(b, lab), params):
-                acc.add_(gi)
+            gi = grads(b, lab)
+            first = first or gi
+            for acc, x, p in zip(g, gi, params):
+                acc.add_(x)
                 with torch.no_grad():
-                    p.sub_(alpha * gi)
+                    p.sub_(alpha * x)
+        g0 = [sum(gs) for gs in zip(first, *later)]
     finally:
         with torch.no_grad():
             for p, s in zip(params, start):

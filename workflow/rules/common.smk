@@ -105,10 +105,14 @@ def run_data(wildcards):
     train again, as an input made by a job that runs would."""
     if Path(run_dir(run_of(wildcards)), "metrics.json").is_file():
         return {}
-    d = wildcards.dataset
+    return prepared_data(wildcards.dataset)
+
+
+def prepared_data(dataset):
+    """The files `tp prepare` writes for a dataset, as named inputs of a job that reads them."""
     return {
-        "data": f"results/data/{d}/dataset.npz",
-        "stats": f"results/data/{d}/stats.json",
+        "data": f"results/data/{dataset}/dataset.npz",
+        "stats": f"results/data/{dataset}/stats.json",
     }
 
 
@@ -171,11 +175,7 @@ def search_data(wildcards):
     )
     if Path(grid.tuning_dir(search), "best.json").is_file():
         return {}
-    d = wildcards.dataset
-    return {
-        "data": f"results/data/{d}/dataset.npz",
-        "stats": f"results/data/{d}/stats.json",
-    }
+    return prepared_data(wildcards.dataset)
 
 
 def tune_keep_input(wildcards):
