@@ -1209,3 +1209,33 @@ def test_readme_verdict_names_every_paired_cell_by_class(built):
     assert "TP is behind the baseline in 1 of the 3 cells with paired seeds, ahead in 1 (p < 0.05)" in text
     for c in v["holds"] + v["reversed"] + v["level"]:
         assert c in text and "seeds)" in c and "p " in c
+
+
+def test_search_table_budgets_and_a_search_in_progress():
+    """Per search: trials counted (finished or pruned) against the budget, the best finished trial's value and
+    settings; a search short of its budget says so beside its count and its best; none at all reads "not run"."""
+    from types import SimpleNamespace
+
+    from tplib.report.tables import search_blocks
+
+    space = {"train.lr": {"log": [1e-4, 1e-2]}}
+    tu = {"title": "t", "about": "", "cells": {"music": ["sasrec", "caser"]}, "seed": 0, "trials": 3,
+          "prune_after": 0, "protocol": {"eval_every": 2, "patience": 5, "max_epochs": 10, "min_epochs": 0},
+          "spaces": {"baseline": space, "tp": {"tp.alpha": {"log": [0.01, 1]}}}}
+
+    def rows(name, states, values, key, params):
+        return [{"study": name, "trial": i, "state": s, "value": v, f"params_{key}": p}
+                for i, (s, v, p) in enumerate(zip(states, values, params))]
+
+    trials = pd.DataFrame(
+        rows("f-music-sasrec-baseline", ["COMPLETE", "PRUNED", "COMPLETE"], [0.02, 0.01, 0.03], "train.lr",
+             [1e-3, 1e-4, 2e-3])
+        + rows("f-music-sasrec-tp", ["COMPLETE", "RUNNING"], [0.04, math.nan], "tp.alpha", [0.5, 0.1]))
+    blocks = search_blocks(SimpleNamespace(config={"tunings": {"f": tu}}), trials)
+    (block,) = blocks
+    base, tp, caser_base, caser_tp = block["rows"]
+    assert (base["budget"], base["pruned"], base["best"]) == ("3 of 3", "1", "0.0300")
+    assert base["chosen"][0]["value"] == "0.002"
+    assert (tp["budget"], tp["best"]) == ("1 of 3 (in progress)", "0.0400 so far")
+    assert tp["chosen"][0]["value"] == "0.5" and not tp["not_run"]
+    assert caser_base["best"] == caser_tp["best"] == "not run" and caser_base["budget"] == "0 of 3"

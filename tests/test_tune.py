@@ -13,9 +13,9 @@ import pytest
 from tplib.cli import main
 from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset
-from tplib.io import ConfigError
 from tplib.train.loop import fit
-from tplib.tune import check_space, importances_of, tune
+from tplib.io import ConfigError, DataError
+from tplib.tune import check_space, gather_trials, importances_of, stored_trials, tune
 
 SPACE = {"train.lr": {"log": [1e-3, 1e-2]}, "model.d": {"int": [8, 16, 8]}, "model.dropout": {"choice": [0.0, 0.5]}}
 BASE = ["train.max_epochs=2", "train.eval_every=1", "train.progress=false", "model.max_len=10"]
@@ -69,6 +69,29 @@ def test_a_killed_search_resumes_without_losing_finished_trials(tmp_path):
     assert list(again["state"]) == [*first["state"], "FAIL", "COMPLETE"]  # one more trial, the stale one failed
     pd.testing.assert_frame_equal(again.iloc[:2].drop(columns="seconds"), first.drop(columns="seconds"),
                                   check_dtype=False)  # the failed trial has no params: a column of ints with a NaN
+
+
+def test_a_search_in_progress_is_read_from_a_snapshot_of_its_storage(tmp_path):
+    """A search short of its budget has no trials.csv: its trials so far come from its storage, untouched, a trial
+    in flight as RUNNING; the finished searches' files and the storages gather into one table."""
+    first = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path / "a", n_trials=2, base_sets=BASE)
+    db = tmp_path / "a" / "optuna.db"
+    optuna.load_study(study_name="tiny-sasrec-baseline", storage=f"sqlite:///{db}").ask()  # one in flight
+    (tmp_path / "a" / "trials.csv").unlink()
+    before = db.read_bytes()
+    keys = {"dataset": "tiny", "backbone": "sasrec", "method": "baseline"}
+    table = stored_trials(db, "tiny-sasrec-baseline", keys)
+    assert db.read_bytes() == before  # read from a copy: the running search's file is not written
+    assert list(table["state"]) == [*first["state"], "RUNNING"]
+    pd.testing.assert_frame_equal(table.iloc[:2].drop(columns="seconds"), first.drop(columns="seconds"),
+                                  check_dtype=False)
+    tune(tiny(), "gru4rec", "baseline", SPACE, out=tmp_path / "b", n_trials=1, base_sets=BASE)
+    both = gather_trials([tmp_path / "b" / "trials.csv"], [{"db": db, "name": "tiny-sasrec-baseline", **keys}])
+    assert list(both["study"]) == ["tiny-gru4rec-baseline"] + ["tiny-sasrec-baseline"] * 3
+    with pytest.raises(DataError, match="holds no search named 'other'"):
+        stored_trials(db, "other", keys)
+    with pytest.raises(DataError, match="no such search storage"):
+        stored_trials(tmp_path / "missing.db", "tiny-sasrec-baseline", keys)
 
 
 def test_fit_stops_where_its_validation_hook_raises(tmp_path):

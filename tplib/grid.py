@@ -65,6 +65,11 @@ def tuning_dir(search: Search) -> str:
     return f"results/tuning/{search.tuning}/{search.dataset}/{search.backbone}/{search.method}"
 
 
+def search_name(search: Search) -> str:
+    """The search's name in its Optuna storage (and the ``study`` column of the trials table)."""
+    return f"{search.tuning}-{search.dataset}-{search.backbone}-{search.method}"
+
+
 def all_searches(config: dict[str, Any]) -> list[Search]:
     """Every search of the tunings to run (both methods of every cell), narrowed by ``select``."""
     sel = config.get("select") or {}

@@ -31,7 +31,8 @@ from tplib.io import ConfigError, DataError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DONE", "TRIAL_KEYS", "check_space", "gather_trials", "importances", "importances_of", "suggest", "trials_table", "tune"]
+__all__ = ["DONE", "TRIAL_KEYS", "check_space", "gather_trials", "importances", "importances_of", "stored_trials",
+           "suggest", "trials_table", "tune"]
 
 KINDS = ("log", "float", "int", "choice")
 DONE = ("COMPLETE", "PRUNED")  # the trial states that count towards a search's budget
@@ -227,10 +228,38 @@ def trials_table(study: Any, keys: dict[str, Any]) -> pd.DataFrame:
 TRIAL_KEYS = ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds"]
 
 
-def gather_trials(paths: Iterable[str | Path]) -> pd.DataFrame:
+def stored_trials(db: str | Path, name: str, keys: dict[str, Any]) -> pd.DataFrame:
+    """The trials so far of a search still in progress, read from a copy of its SQLite storage (``db``; the search
+    may be writing to it): :func:`trials_table`'s rows, a trial in flight when the file was copied as RUNNING."""
+    import sqlite3
+    import tempfile
+
+    import optuna
+
+    db = Path(db)
+    if not db.is_file():
+        raise DataError(f"{db}: no such search storage")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "optuna.db"
+        with sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True) as src, sqlite3.connect(copy) as dst:
+            src.backup(dst)  # a consistent snapshot, even while a trial is being written
+        storage = optuna.storages.RDBStorage(f"sqlite:///{copy}")
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError as e:
+            raise DataError(f"{db}: holds no search named {name!r}") from e
+        table = trials_table(study, keys)
+        storage.engine.dispose()
+    return table
+
+
+def gather_trials(paths: Iterable[str | Path], stored: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
     """Every search's trials (``tp tune``'s trials.csv) in one table: study (the search's name), dataset, backbone,
-    method, trial, state, value, seconds, then one ``params_<section.key>`` column per searched setting."""
+    method, trial, state, value, seconds, then one ``params_<section.key>`` column per searched setting. ``stored``:
+    searches still in progress, each ``{"db", "name", "dataset", "backbone", "method"}`` (:func:`stored_trials`)."""
     frames = [pd.read_csv(p) for p in paths]
+    frames += [stored_trials(s["db"], s["name"], {k: s[k] for k in ("dataset", "backbone", "method")}) for s in stored]
+    frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=TRIAL_KEYS)
     df = pd.concat(frames, ignore_index=True, sort=False)

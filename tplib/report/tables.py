@@ -248,7 +248,8 @@ def _importances(trials: pd.DataFrame, space: dict[str, Any]) -> list[tuple[str,
 
 def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
     """Per search (tuning × cell): each method's budget (trials finished, pruned, failed), best validation score
-    and chosen settings beside the paper's; "not run" where a search has no trial yet."""
+    and chosen settings beside the paper's; "not run" where a search has no trial yet, "so far" beside the best of a
+    search short of its budget (in progress: its settings are not final and no tuned run starts from them)."""
     blocks = []
     for name, tu in (agg.config.get("tunings") or {}).items():
         rows = []
@@ -260,14 +261,17 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                     states = t["state"].value_counts().to_dict() if len(t) else {}
                     done = t[t["state"] == "COMPLETE"] if len(t) else t
                     best = done.sort_values(["value", "trial"], ascending=[False, True]).iloc[0] if len(done) else None
+                    counted = len(done) + states.get("PRUNED", 0)
+                    in_progress = best is not None and counted < tu["trials"]
                     keys = list(tu["spaces"][method])
                     chosen = [{"key": k, "value": _fmt_param(best[f"params_{k}"]) if best is not None
                                and f"params_{k}" in best else "not run", "paper": PAPER_SETTINGS.get(k, "—")}
                               for k in keys]
                     rows.append({"dataset": label(ds), "backbone": label(bb), "method": METHOD_LABEL.get(method, method),
-                                 "budget": f"{len(done) + states.get('PRUNED', 0)} of {tu['trials']}",
+                                 "budget": f"{counted} of {tu['trials']}" + (" (in progress)" if in_progress else ""),
                                  "pruned": str(states.get("PRUNED", 0)), "failed": str(states.get("FAIL", 0)),
-                                 "best": fnum(best["value"]) if best is not None else "not run",
+                                 "best": (fnum(best["value"]) + (" so far" if in_progress else ""))
+                                 if best is not None else "not run",
                                  "chosen": chosen, "not_run": best is None,
                                  "importances": _importances(t, tu["spaces"][method])})
         blocks.append({"name": name, "title": tu.get("title", name), "about": tu.get("about", ""),

@@ -1,7 +1,8 @@
 # Every finished run of the studies in `run` -> results/aggregate/*.csv (tplib.aggregate.aggregate; a script,
 # so that the list of runs is not limited by the length of a command line), each run's recorded config and each
 # declared cell's resolved config (configs.jsonl) and the studies as configured (config.yaml: titles, protocols,
-# variants, searches, overrides) for the report, and every search's trials in one table (results/tuning/trials.csv).
+# variants, searches, overrides) for the report, and every search's trials in one table (results/tuning/trials.csv;
+# a search in progress contributes the trials in its storage so far).
 
 
 rule aggregate:
@@ -30,5 +31,6 @@ rule aggregate:
     params:
         runs=[run_dir(r) for r in aggregated_runs()],
         studies=studies_config(),
+        in_progress=searches_in_progress(),
     script:
         "../scripts/aggregate.py"

@@ -164,6 +164,19 @@ def finished_searches():
     ]
 
 
+def searches_in_progress():
+    """The searches with trials in their SQLite storage but no trials.csv yet (killed, or still running): the
+    aggregate reads their trials so far, and the report marks them in progress."""
+    return [
+        {"db": f"{grid.tuning_dir(s)}/optuna.db", "name": grid.search_name(s), "dataset": s.dataset,
+         "backbone": s.backbone, "method": s.method}
+        for s in grid.all_searches({**config, "select": {}})
+        if not config["tunings"][s.tuning]["storage"]
+        and Path(grid.tuning_dir(s), "optuna.db").is_file()
+        and not Path(grid.tuning_dir(s), "trials.csv").is_file()
+    ]  # fmt: skip
+
+
 def search_files(name, searches):
     return [f"{grid.tuning_dir(s)}/{name}" for s in searches]
 
@@ -209,7 +222,7 @@ def tune_args(wildcards, input):
     args = [
         "--seed", str(tu["seed"]), "--trials", str(tu["trials"]), "--prune-after", str(tu["prune_after"]),
         "--space", json.dumps(tu["spaces"][wildcards.method]),
-        "--name", f"{wildcards.tuning}-{wildcards.dataset}-{wildcards.backbone}-{wildcards.method}",
+        "--name", grid.search_name(grid.Search(wildcards.tuning, wildcards.dataset, wildcards.backbone, wildcards.method)),
     ]  # fmt: skip
     if tu["storage"]:
         args += ["--storage", tu["storage"]]

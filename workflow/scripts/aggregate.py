@@ -23,4 +23,5 @@ with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is inj
         studies=dict(snakemake.params.studies),  # noqa: F821
     )
     atomic_write_text(snakemake.output.config, yaml.safe_dump(dict(snakemake.params.studies), sort_keys=False))  # noqa: F821
-    atomic_write_text(snakemake.output.trials, gather_trials(snakemake.input.trials).to_csv(index=False))  # noqa: F821
+    trials = gather_trials(snakemake.input.trials, snakemake.params.in_progress)  # noqa: F821
+    atomic_write_text(snakemake.output.trials, trials.to_csv(index=False))  # noqa: F821
