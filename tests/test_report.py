@@ -1230,7 +1230,8 @@ def test_search_table_budgets_and_a_search_in_progress():
     trials = pd.DataFrame(
         rows("f-music-sasrec-baseline", ["COMPLETE", "PRUNED", "COMPLETE"], [0.02, 0.01, 0.03], "train.lr",
              [1e-3, 1e-4, 2e-3])
-        + rows("f-music-sasrec-tp", ["COMPLETE", "RUNNING"], [0.04, math.nan], "tp.alpha", [0.5, 0.1]))
+        + rows("f-music-sasrec-tp", ["COMPLETE", "RUNNING"], [0.04, math.nan], "tp.alpha", [0.5, 0.1])
+        + rows("f-music-caser-baseline", ["FAIL", "RUNNING"], [math.nan, 0.01], "train.lr", [1e-3, 1e-3]))
     blocks = search_blocks(SimpleNamespace(config={"tunings": {"f": tu}}), trials)
     (block,) = blocks
     base, tp, caser_base, caser_tp = block["rows"]
@@ -1238,4 +1239,6 @@ def test_search_table_budgets_and_a_search_in_progress():
     assert base["chosen"][0]["value"] == "0.002"
     assert (tp["budget"], tp["best"]) == ("1 of 3 (in progress)", "0.0400 so far")
     assert tp["chosen"][0]["value"] == "0.5" and not tp["not_run"]
-    assert caser_base["best"] == caser_tp["best"] == "not run" and caser_base["budget"] == "0 of 3"
+    assert (caser_base["budget"], caser_base["failed"], caser_base["best"]) == ("0 of 3 (in progress)", "1",
+                                                                              "none finished yet")
+    assert caser_tp["best"] == "not run" and caser_tp["budget"] == "0 of 3" and caser_tp["not_run"]

@@ -249,7 +249,8 @@ def _importances(trials: pd.DataFrame, space: dict[str, Any]) -> list[tuple[str,
 def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
     """Per search (tuning × cell): each method's budget (trials finished, pruned, failed), best validation score
     and chosen settings beside the paper's; "not run" where a search has no trial yet, "so far" beside the best of a
-    search short of its budget (in progress: its settings are not final and no tuned run starts from them)."""
+    search short of its budget (in progress: its settings are not final and no tuned run starts from them), "none
+    finished yet" where its only trials were stopped before they finished."""
     blocks = []
     for name, tu in (agg.config.get("tunings") or {}).items():
         rows = []
@@ -262,7 +263,7 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                     done = t[t["state"] == "COMPLETE"] if len(t) else t
                     best = done.sort_values(["value", "trial"], ascending=[False, True]).iloc[0] if len(done) else None
                     counted = len(done) + states.get("PRUNED", 0)
-                    in_progress = best is not None and counted < tu["trials"]
+                    in_progress = len(t) > 0 and counted < tu["trials"]
                     keys = list(tu["spaces"][method])
                     chosen = [{"key": k, "value": _fmt_param(best[f"params_{k}"]) if best is not None
                                and f"params_{k}" in best else "not run", "paper": PAPER_SETTINGS.get(k, "—")}
@@ -270,8 +271,8 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                     rows.append({"dataset": label(ds), "backbone": label(bb), "method": METHOD_LABEL.get(method, method),
                                  "budget": f"{counted} of {tu['trials']}" + (" (in progress)" if in_progress else ""),
                                  "pruned": str(states.get("PRUNED", 0)), "failed": str(states.get("FAIL", 0)),
-                                 "best": (fnum(best["value"]) + (" so far" if in_progress else ""))
-                                 if best is not None else "not run",
+                                 "best": (fnum(best["value"]) + (" so far" if in_progress else "")) if best is not None
+                                 else "none finished yet" if in_progress else "not run",
                                  "chosen": chosen, "not_run": best is None,
                                  "importances": _importances(t, tu["spaces"][method])})
         blocks.append({"name": name, "title": tu.get("title", name), "about": tu.get("about", ""),
