@@ -1242,3 +1242,8 @@ def test_search_table_budgets_and_a_search_in_progress():
     assert (caser_base["budget"], caser_base["failed"], caser_base["best"]) == ("0 of 3 (in progress)", "1",
                                                                               "none finished yet")
     assert caser_tp["best"] == "not run" and caser_tp["budget"] == "0 of 3" and caser_tp["not_run"]
+    assert [r["state"] for r in block["rows"]] == ["finished", "in progress", "in progress", "not run"]
+    # the README's verdict says where the searches stand
+    assert C.search_progress("f", blocks) == "its searches (tuning `f`, 3 trials per method and cell): 1 of 4 " \
+                                             "finished, 2 in progress"
+    assert C.search_progress("other", blocks) == ""

@@ -246,19 +246,36 @@ def _verdict_sentence(agg: Aggregate, study: str, what: str, datasets: Sequence[
             f"in {n['level']} ({listed}); {total - paired} of {total} cells have no paired seeds yet.")
 
 
-def readme_verdict(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[str]) -> str:
+def search_progress(tuning: str, searches: Sequence[dict[str, Any]]) -> str:
+    """Where a tuning's searches stand, from the report's search blocks (tables.search_blocks): "its searches
+    (tuning `fair`, 20 trials per method and cell): 3 of 14 finished, 2 in progress"; "" if the tuning is not there."""
+    block = next((b for b in searches if b["name"] == tuning), None)
+    if block is None:
+        return ""
+    states = [r["state"] for r in block["rows"]]
+    return (f"its searches (tuning `{tuning}`, {block['trials']} trials per method and cell): "
+            f"{states.count('finished')} of {len(states)} finished, {states.count('in progress')} in progress")
+
+
+def readme_verdict(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[str],
+                   searches: Sequence[dict[str, Any]] = ()) -> str:
     """The answer in two sentences, on existing users' HR@10: TP at the paper's settings (the main study), then
-    the fair test (the first study whose settings come from equal-budget searches), with every cell named."""
+    the fair test (the first study whose settings come from equal-budget searches), with every cell named, and
+    where its searches stand (``searches``: the report's search blocks)."""
     main = (agg.config.get("report") or {}).get("main")
     out = [_verdict_sentence(agg, main, "At the paper's settings", datasets, backbones)]
     fair = next((n for n, st in agg.studies.items() if st.get("tuned_from") and n != main), None)
     if fair is not None:
         out.append(_verdict_sentence(agg, fair, "In the fair test, each method at the best settings of its own "
                                      "equal-budget search on validation", datasets, backbones))
+        progress = search_progress(agg.studies[fair]["tuned_from"], searches)
+        if progress:
+            out[-1] = f"{out[-1][:-1]}; {progress}."
     return " ".join(out)
 
 
-def readme_block(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[str]) -> str:
+def readme_block(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[str],
+                 searches: Sequence[dict[str, Any]] = ()) -> str:
     """The README's results: the main study's progress, its verdict counts on existing users' HR@10, and one
     row per dataset × backbone (mean over seeds, the paired change, its p-value), "not run" where no pair is."""
     main = (agg.config.get("report") or {}).get("main")
@@ -293,7 +310,7 @@ def readme_block(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[st
             "new users: TP vs baseline", "p", "verdict"]
     lines = [
         README_START,
-        f"**Verdict so far.** {readme_verdict(agg, datasets, backbones)}",
+        f"**Verdict so far.** {readme_verdict(agg, datasets, backbones, searches)}",
         "",
         f"Study `{main}` — {st.get('title', main)}: {len(costs)} of {declared} runs finished. Both methods: "
         f"{protocol_words(st['protocol'])}. Existing users' HR@10 over the {n} cells: {counts}. "

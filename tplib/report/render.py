@@ -130,7 +130,7 @@ def render_report(
         if not path.is_file():
             raise DataError(f"{path}: not found; --readme names the README whose results block is rewritten")
         text = path.read_text(encoding="utf-8")
-        new = C.replace_readme_block(text, C.readme_block(agg, ctx["datasets"], ctx["backbones"]))
+        new = C.replace_readme_block(text, C.readme_block(agg, ctx["datasets"], ctx["backbones"], ctx["searches"]))
         if new != text:
             atomic_write_text(path, new)
     return Path(out)

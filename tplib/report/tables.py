@@ -274,6 +274,7 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                                  "best": (fnum(best["value"]) + (" so far" if in_progress else "")) if best is not None
                                  else "none finished yet" if in_progress else "not run",
                                  "chosen": chosen, "not_run": best is None,
+                                 "state": "in progress" if in_progress else "finished" if len(t) else "not run",
                                  "importances": _importances(t, tu["spaces"][method])})
         blocks.append({"name": name, "title": tu.get("title", name), "about": tu.get("about", ""),
                        "protocol": protocol_words(tu["protocol"]), "trials": tu["trials"], "seed": tu.get("seed", 0),
