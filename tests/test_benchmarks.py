@@ -80,3 +80,21 @@ def test_ab_swap_times_both_variants(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no such file"):
         ab.main(["--old", str(tmp_path / "nothing"), "--data", str(data), "--backbone", "gru4rec",
                  "--swap", "tplib.models.gru4rec:_GRUScan"])
+
+
+def test_profile_tp_prints_the_step_time_and_operator_calls(tmp_path, capsys):
+    """benchmarks/profile_tp.py on the shipped slice, as RESULTS.md runs it: the settings given with --set are the
+    ones profiled (a shrunk model: about as many operator calls, each on smaller tensors)."""
+    data = tmp_path / "data"
+    assert tp_main(["prepare", "--dataset", "mt-sample", "--out", str(data)]) == 0
+    prof = load("profile_tp")
+    for sets in ([], ["model.d=4", "model.max_len=5"]):
+        prof.main(["--data", str(data), "--backbone", "sasrec", "--P", "1", "--steps", "2", "--top", "3",
+                   "--set", *sets])
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if "per outer step" in ln]
+    assert len(lines) == 2 and lines[1].startswith("mt-sample sasrec P=1 k=2 model.d=4 model.max_len=5:")
+    calls = [float(ln.split("; ")[-1].split()[0]) for ln in lines]
+    assert calls[0] > 0 and abs(calls[1] - calls[0]) <= 0.01 * calls[0] and "Self CPU" in out
+    with pytest.raises(Exception, match="model.nope"):
+        prof.main(["--data", str(data), "--backbone", "sasrec", "--steps", "1", "--set", "model.nope=1"])
