@@ -67,6 +67,9 @@ def test_a_killed_search_resumes_without_losing_finished_trials(tmp_path):
     study.ask()
     again = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=3, base_sets=BASE)
     assert list(again["state"]) == [*first["state"], "FAIL", "COMPLETE"]  # one more trial, the stale one failed
+    # still in the sampler's random start-up: the resumed search does not repeat its first trial's settings
+    params = [c for c in again.columns if c.startswith("params_")]
+    assert not again.loc[3, params].equals(again.loc[0, params]), again[params]
     pd.testing.assert_frame_equal(again.iloc[:2].drop(columns="seconds"), first.drop(columns="seconds"),
                                   check_dtype=False)  # the failed trial has no params: a column of ints with a NaN
 

@@ -9,7 +9,8 @@ evaluates on the last.
 
 A search space maps ``section.key`` settings to one of ``{"log": [lo, hi]}``, ``{"float": [lo, hi]}``,
 ``{"int": [lo, hi, step]}`` or ``{"choice": [v, ...]}``. A search killed halfway resumes from its storage: its
-finished and pruned trials are kept, a trial that was running is marked failed, and only the missing trials run.
+finished and pruned trials are kept, a trial that was running is marked failed, and only the missing trials run,
+with the sampler seeded anew from the count of stored trials (so that they do not repeat the first trials' settings).
 """
 
 from __future__ import annotations
@@ -109,10 +110,13 @@ def tune(
         study_name=name,
         storage=store,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=startup_trials),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=prune_after),
         load_if_exists=True,
     )
+    # The sampler's random stream restarts with each process: seeded by the trials already stored, a resumed
+    # search draws new settings instead of repeating its first ones (a fresh search: the seed itself).
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.get_trials(deepcopy=False)),
+                                               n_startup_trials=startup_trials)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         log.warning("trial %d of %s was running when its job ended: marked failed", t.number, name)
         study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
