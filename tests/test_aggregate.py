@@ -352,6 +352,29 @@ def test_the_control_is_the_studys_baseline_variant(tmp_path):
     assert (summary.loc[summary["method"] == "baseline", "control"] == "").all()
 
 
+def test_a_variant_named_against_another_is_paired_with_it(tmp_path):
+    """A study's controls: TP without alignment declares `against: tp`, so its paired test is against TP seed by
+    seed (not the baseline); TP itself is still paired with the baseline, and an undeclared variant too."""
+    root = tmp_path / "runs"
+    base = {s: fake_run(root, study="c", seed=s) for s in (0, 1, 2)}
+    tp = {s: fake_run(root, study="c", method="tp", seed=s) for s in (0, 1, 2)}
+    no_align = {s: fake_run(root, study="c", method="tp", variant="tp-alpha0", seed=s, sets={"tp.alpha": 0.0001})
+                for s in (0, 1)}
+    no_adv = {s: fake_run(root, study="c", method="tp", variant="tp-lam0", seed=s, sets={"tp.lam": 0})
+              for s in (0, 1, 2)}
+    studies = {"studies": {"c": {"variants": {"baseline": {"method": "baseline"}, "tp": {"method": "tp"},
+                                              "tp-alpha0": {"method": "tp", "against": "tp"},
+                                              "tp-lam0": {"method": "tp"}}}}}
+    runs = [*base.values(), *tp.values(), *no_align.values(), *no_adv.values()]
+    summary = aggregate(runs, tmp_path / "agg", studies=studies)["summary"]
+    controls = summary.drop_duplicates("variant").set_index("variant")["control"]
+    assert controls.to_dict() == {"baseline": "", "tp": "baseline", "tp-alpha0": "tp", "tp-lam0": "baseline"}
+    _assert_pairs(summary, no_align, {s: tp[s] for s in (0, 1)}, study="c", variant="tp-alpha0")  # 2 seeds
+    _assert_pairs(summary, tp, base, study="c", variant="tp")
+    _assert_pairs(summary, no_adv, base, study="c", variant="tp-lam0")
+    assert _pairs_by_hand(no_align, tp) != _pairs_by_hand(no_align, base)  # so the pairing is told apart
+
+
 def test_a_setting_a_study_varies_becomes_a_column(tmp_path):
     """model.d differs between variants of study dims on sasrec: a `model.d` column. Settings that differ only
     across backbones (caser's batch size, weight decay, Adam β2), only across studies (study other's model.d) or

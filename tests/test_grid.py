@@ -261,6 +261,19 @@ def test_check_studies_names_an_unknown_study_to_run():
     ]
 
 
+def test_check_studies_names_a_bad_against():
+    cfg = copy.deepcopy(CONFIG)
+    cfg["studies"]["abl"]["variants"]["tp-lam1"]["against"] = "tp-k1"
+    assert check_studies(cfg, MANAGED) == []
+    cfg["studies"]["abl"]["variants"]["tp-lam1"]["against"] = "tp-lam1"
+    cfg["studies"]["main"]["variants"]["tp"]["against"] = "nope"
+    assert check_studies(cfg, MANAGED) == [
+        "studies.main.variants.tp.against: 'nope' is not another variant of study main (baseline)",
+        f"studies.abl.variants.tp-lam1.against: 'tp-lam1' is not another variant of study abl "
+        f"({', '.join(v for v in CONFIG['studies']['abl']['variants'] if v != 'tp-lam1')})",
+    ]
+
+
 def test_check_studies_resolves_every_variant_and_names_a_bad_key_or_value():
     cfg = copy.deepcopy(CONFIG)
     cfg["studies"]["abl"]["variants"]["tp-lam1"]["set"]["tp.kk"] = 3

@@ -112,7 +112,7 @@ def studies_config() -> dict:
                     "tp-k1": {"method": "tp", "set": {"tp.k": 1, "tp.lam": 0.1}},
                     "tp": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0.1}},
                     "tp-k3": {"method": "tp", "set": {"tp.k": 3, "tp.lam": 0.1}},
-                    "tp-lam0": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0}},
+                    "tp-lam0": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 0}, "against": "tp"},
                     "tp-lam1": {"method": "tp", "set": {"tp.k": 2, "tp.lam": 1}},
                     "tp-k4-lam0.01": {"method": "tp", "set": {"tp.k": 4, "tp.lam": 0.01}},  # on neither axis
                 },
@@ -702,6 +702,16 @@ def test_study_cells_numbers_changes_and_epochs(built):
         finished = sum(len(seeds) for study, *_, seeds in RUNS if study == name)
         assert f"{finished} of {declared} runs finished" in _study(built, name)
     assert "19 of 42 runs finished" in _study(built, "ablation")
+    # a control variant (`against: tp`) is compared with TP, seed by seed, and says so
+    abl = {t[0][0]: t for t in parse(_study(built, "ablation")).tables}
+    abl_rows = {(r[0], r[1]): r for r in abl["ML1M"][2:]}
+    tp = expected_cell("ablation", "tp", "tp", "ml1m", "gru4rec", "existing", "HR", (0, 1))
+    lam0 = expected_cell("ablation", "tp-lam0", "tp", "ml1m", "gru4rec", "existing", "HR", (0, 1))
+    # (the fixture's two TP variants share their seeds' noise: a constant difference, so no p-value is shown)
+    assert abl_rows[("GRU4Rec", "tp-lam0")][4] == f"{ms_text(lam0)} vs tp: {fpct((lam0 - tp).mean() / tp.mean())}"
+    assert fpct((lam0 - tp).mean() / tp.mean()) != fpct((lam0 - expected_cell(
+        "ablation", "baseline", "baseline", "ml1m", "gru4rec", "existing", "HR", (0, 1))).mean() / tp.mean())
+    assert "<code>tp-lam0</code> (TP; k 2, λ 0; compared with tp)" in _study(built, "ablation")
     # the verdict's class and words travel with the TP cell
     cls = [a for t, a in parse(part).tags if t == "td" and a.get("title") == "holds (p < 0.05)"]
     assert len(cls) == 6 and all("holds" in a["class"].split() for a in cls)

@@ -267,13 +267,16 @@ def _setting_cols(runs: pd.DataFrame) -> list[str]:
     return [c for c in runs.columns if c in SETTING_KEYS or "." in c]
 
 
-def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+def summarise(runs: pd.DataFrame, against: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
     """One row per cell of the tidy table (study, dataset, backbone, variant and its settings, group, subset,
     metric, N): mean, std (ddof 1), n over seeds. Each TP cell also carries the paired test (:func:`paired_test`)
     against the study's baseline variant (``control``: the one named "baseline", else the only baseline-method
     variant of the study) on the same dataset, backbone, protocol, group, subset, metric and N, over the seeds
-    both have; baseline rows leave those columns empty, a TP cell without a baseline has 0 pairs."""
+    both have; baseline rows leave those columns empty, a TP cell without a baseline has 0 pairs. ``against``:
+    (study, variant) -> the variant it is compared with instead (a study's ``against``, e.g. TP without
+    alignment against TP)."""
     runs = _typed(runs)
+    against = against or {}
     test_cols = list(paired_test([], []).keys())
     settings = _setting_cols(runs)
     # A cell is a variant with its settings: runs made by hand (no run.json: variant = method) with other
@@ -292,20 +295,26 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         names = sorted(set(g["variant"]))
         if "baseline" in names or len(names) == 1:
             controls[study] = "baseline" if "baseline" in names else names[0]
-    cells["control"] = [controls.get(st, "") if m == "tp" else "" for st, m in zip(cells["study"], cells["method"])]
+
+    def control_of(frame: pd.DataFrame) -> list[str]:
+        return [against.get((st, v)) or (controls.get(st, "") if m == "tp" else "")
+                for st, v, m in zip(frame["study"], frame["variant"], frame["method"])]
+
+    cells["control"] = control_of(cells)
     pair_on = ["study", "dataset", "backbone", *PROTOCOL_KEYS, *METRIC_KEYS, "seed"]
-    base = runs[(runs["method"] == "baseline") & (runs["variant"] == runs["study"].map(controls))]
-    base = base[pair_on + ["value"]].drop_duplicates(pair_on).rename(columns={"value": "base_value"})
-    paired = runs[runs["method"] == "tp"].merge(base, on=pair_on, how="inner")
+    base = runs[[*pair_on, "variant", "value"]].rename(columns={"variant": "control", "value": "base_value"})
+    base = base.drop_duplicates([*pair_on, "control"])
+    treated = runs.assign(control=control_of(runs))
+    paired = treated[treated["control"] != ""].merge(base, on=[*pair_on, "control"], how="inner")
     rows = []
     for key, g in paired.groupby(cell, dropna=False, sort=False):
         g = g.sort_values("seed")
         rows.append({**dict(zip(cell, key)), **paired_test(g["value"].to_numpy(), g["base_value"].to_numpy())})
     tests = pd.DataFrame(rows, columns=[*cell, *test_cols])
     out = cells.merge(tests, on=cell, how="left")
-    is_tp = out["method"] == "tp"
+    compared = out["control"] != ""
     out["n_pairs"] = out["n_pairs"].astype("Int64")
-    out.loc[is_tp & out["n_pairs"].isna(), "n_pairs"] = 0
+    out.loc[compared & out["n_pairs"].isna(), "n_pairs"] = 0
     out["n"] = out["n"].astype("int64")
     return _typed(out[cols])
 
@@ -451,7 +460,8 @@ def aggregate(
     tidy = _typed(tidy).sort_values([*ID_KEYS, *METRIC_KEYS], ignore_index=True)
     tables = {
         "runs": tidy,
-        "summary": summarise(tidy),
+        "summary": summarise(tidy, {(sn, vn): v["against"] for sn, st in (studies or {}).get("studies", {}).items()
+                                    for vn, v in (st.get("variants") or {}).items() if v.get("against")}),
         "costs": costs_table(loaded),
         "diagnostics": diagnostics_table(loaded),
         "stats": stats_table(stats),

@@ -164,6 +164,10 @@ def check_studies(config: dict[str, Any], managed: dict[str, str]) -> list[str]:
                for vn, v in st["variants"].items()]
     for where, sets in places:
         problems += [f"{where}: {key} is set by {refused[key]}, not here" for key in (sets or {}) if key in refused]
+    problems += [f"studies.{sn}.variants.{vn}.against: {v['against']!r} is not another variant of study {sn} "
+                 f"({', '.join(x for x in st['variants'] if x != vn)})"
+                 for sn, st in (config.get("studies") or {}).items() for vn, v in st["variants"].items()
+                 if v.get("against") and (v["against"] == vn or v["against"] not in st["variants"])]
     problems += check_tunings(config, refused)
     try:
         names = studies_to_run(config)

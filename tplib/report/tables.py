@@ -44,7 +44,8 @@ SETTING_NAMES = {"tp.k": "k", "tp.lam": "λ", "tp.alpha": "α", "tp.beta": "β",
 
 def _settings_text(spec: dict[str, Any]) -> str:
     sets = spec.get("set") or {}
-    return ", ".join(f"{SETTING_NAMES.get(k, k)} {v}" for k, v in sets.items()) or "the backbone's own settings"
+    text = ", ".join(f"{SETTING_NAMES.get(k, k)} {v}" for k, v in sets.items()) or "the backbone's own settings"
+    return text + (f"; compared with {spec['against']}" if spec.get("against") else "")
 
 
 def _epochs_text(costs: pd.DataFrame) -> str:
@@ -59,8 +60,9 @@ def _epochs_text(costs: pd.DataFrame) -> str:
 def study_blocks(agg: Aggregate, name: str, datasets: Sequence[str], backbones: Sequence[str]) -> dict[str, Any]:
     """One study as the report shows it: its words, its protocol (once, for every variant), its variants and
     their settings, and per dataset one table with a row per backbone × variant: mean ± std (n) on STUDY_CELLS,
-    and for TP variants the change against the study's baseline with the paired t-test and a verdict. Every
-    declared row that has no finished run reads "not run"."""
+    and for TP variants the change against the study's baseline (a variant with ``against``: against that
+    variant, "vs <name>: ...") with the paired t-test and a verdict. Every declared row that has no finished run
+    reads "not run"."""
     st = agg.studies[name]
     summary, costs = agg.study("summary", name), agg.study("costs", name)
     cells = st.get("cells") or {}
@@ -79,12 +81,13 @@ def study_blocks(agg: Aggregate, name: str, datasets: Sequence[str], backbones: 
                 for g, sub, m in STUDY_CELLS:
                     c = cell(rows_df, ds, bb, g, m, 10, sub)
                     shown = {**mean_std(c), "extra": "", "vcls": ""}
-                    if c is not None and spec.get("method") == "tp":
+                    against = spec.get("against") or ""
+                    if c is not None and (spec.get("method") == "tp" or against):
                         text, cls = verdict(c.get("diff_mean"), c.get("p_ttest"), c.get("n_pairs"), True, True,
                                             c.get("rel_improvement"))
                         if cls != "notrun":
-                            shown["extra"] = ", ".join(x for x in (fpct(c.get("rel_improvement")),
-                                                                   fpeq(c.get("p_ttest"))) if x)
+                            shown["extra"] = (f"vs {against}: " if against else "") + ", ".join(
+                                x for x in (fpct(c.get("rel_improvement")), fpeq(c.get("p_ttest"))) if x)
                         shown["vcls"] = cls
                         shown["verdict"] = text
                     out.append(shown)
