@@ -15,7 +15,7 @@ from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset
 from tplib.train.loop import fit
 from tplib.io import ConfigError, DataError
-from tplib.tune import check_space, gather_trials, importances_of, stored_trials, tune
+from tplib.tune import check_space, gather_trials, importances_of, stored_trials, suggest, tune
 
 SPACE = {"train.lr": {"log": [1e-3, 1e-2]}, "model.d": {"int": [8, 16, 8]}, "model.dropout": {"choice": [0.0, 0.5]}}
 BASE = ["train.max_epochs=2", "train.eval_every=1", "train.progress=false", "model.max_len=10"]
@@ -72,6 +72,38 @@ def test_a_killed_search_resumes_without_losing_finished_trials(tmp_path):
     assert not again.loc[3, params].equals(again.loc[0, params]), again[params]
     pd.testing.assert_frame_equal(again.iloc[:2].drop(columns="seconds"), first.drop(columns="seconds"),
                                   check_dtype=False)  # the failed trial has no params: a column of ints with a NaN
+
+
+def test_a_killed_trial_is_tried_again_with_its_settings_from_its_checkpoint(tmp_path):
+    """A job killed in the middle of a trial (no Python clean-up: the trial's folder and checkpoint survive): the
+    resumed search marks it failed and runs it again with the same settings, from its last validation, so that a
+    search stopped now and then does not lose its longest trials' settings."""
+    sets = ["train.max_epochs=4", "train.eval_every=1", "train.progress=false", "model.max_len=10"]
+    tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=1, base_sets=sets)
+    study = optuna.load_study(study_name="tiny-sasrec-baseline", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    trial = study.ask()
+    params = suggest(trial, SPACE)
+
+    class Killed(BaseException):  # what a kill looks like to the trial: no exception handler runs
+        pass
+
+    def kill_at_second_validation(epoch: int, score: float) -> None:
+        if epoch == 2:
+            raise Killed
+
+    cfg = build_config("sasrec", "baseline", 0, "tiny", parse_sets([*sets, *(f"{k}={v}" for k, v in params.items())]))
+    with pytest.raises(Killed):
+        fit(cfg, tiny(), tmp_path / "trials" / "1", on_validation=kill_at_second_validation)
+    assert (tmp_path / "trials" / "1" / "resume.pt").is_file()
+    table = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=2, base_sets=sets)
+    assert list(table["state"])[1:] == ["FAIL", "COMPLETE"]
+    assert {k: table.loc[2, f"params_{k}"] for k in params} == pytest.approx(params)
+    study = optuna.load_study(study_name="tiny-sasrec-baseline", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    retry = study.trials[2]
+    assert retry.user_attrs["retry_of"] == 1 and retry.user_attrs["resumed_at_epochs"] == [1]  # from its checkpoint
+    # the same value as the trial run through without a kill
+    assert table.loc[2, "value"] == fit(cfg, tiny(), tmp_path / "whole")["best_valid_NDCG@10"]
+    assert not (tmp_path / "trials").exists()
 
 
 def test_a_search_in_progress_is_read_from_a_snapshot_of_its_storage(tmp_path):

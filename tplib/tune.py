@@ -9,8 +9,10 @@ evaluates on the last.
 
 A search space maps ``section.key`` settings to one of ``{"log": [lo, hi]}``, ``{"float": [lo, hi]}``,
 ``{"int": [lo, hi, step]}`` or ``{"choice": [v, ...]}``. A search killed halfway resumes from its storage: its
-finished and pruned trials are kept, a trial that was running is marked failed, and only the missing trials run,
-with the sampler seeded anew from the count of stored trials (so that they do not repeat the first trials' settings).
+finished and pruned trials are kept, a trial that was running is marked failed and tried again with the same
+settings (from its last validation where its folder, with its checkpoint, survived), and only the missing trials
+run, with the sampler seeded anew from the count of stored trials (so that they do not repeat the first trials'
+settings).
 """
 
 from __future__ import annotations
@@ -117,15 +119,21 @@ def tune(
     # search draws new settings instead of repeating its first ones (a fresh search: the seed itself).
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.get_trials(deepcopy=False)),
                                                n_startup_trials=startup_trials)
+    # A trial that was running when its job was killed is marked failed and tried again with the same settings
+    # (first, from its checkpoint where its folder survived): a search that is stopped now and then (time limits,
+    # a laptop going to sleep) would otherwise lose its longest trials, and with them its slow-learning settings.
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        log.warning("trial %d of %s was running when its job ended: marked failed", t.number, name)
+        first = t.user_attrs.get("retry_of", t.number)
+        log.warning("trial %d of %s was running when its job ended: marked failed, tried again with its settings",
+                    t.number, name)
         study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(dict(t.params), user_attrs={"retry_of": first})
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
         cfg = build_config(backbone, method, seed, ds.name,
                            parse_sets([*base_sets, *(f"{k}={v}" for k, v in params.items())]))
-        folder = out / "trials" / f"{trial.number}"
+        folder = out / "trials" / f"{trial.user_attrs.get('retry_of', trial.number)}"  # a retry: its first's
         best = {"score": -math.inf}
         t0 = time.perf_counter()
 
@@ -137,13 +145,19 @@ def tune(
             if trial.should_prune():
                 raise optuna.TrialPruned(f"validation {score:.4f} at epoch {epoch}")
 
-        try:
-            from tplib.train.loop import fit
+        from tplib.train.loop import fit
 
-            summary = fit(cfg, ds, folder, resume=False, on_validation=report)
+        try:
+            summary = fit(cfg, ds, folder, resume=True, on_validation=report)
+        except Exception:  # pruned or failed: over. A kill or Ctrl-C leaves the folder for the trial's retry.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
-            shutil.rmtree(folder, ignore_errors=True)  # a trial's checkpoints are not kept; its numbers are
+        if summary.get("resumed_at_epochs"):
+            trial.set_user_attr("resumed_at_epochs", list(summary["resumed_at_epochs"]))
+            trial.set_user_attr("seconds", round(float(summary["wall_seconds"]), 3))  # its earlier parts too
+        shutil.rmtree(folder, ignore_errors=True)  # a trial's checkpoints are not kept; its numbers are
         return float(summary[f"best_valid_{cfg.eval.select_metric}"])
 
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name in DONE]
