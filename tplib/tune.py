@@ -259,8 +259,12 @@ def stored_trials(db: str | Path, name: str, keys: dict[str, Any]) -> pd.DataFra
         raise DataError(f"{db}: no such search storage")
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "optuna.db"
-        with sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True) as src, sqlite3.connect(copy) as dst:
+        src, dst = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True), sqlite3.connect(copy)
+        try:
             src.backup(dst)  # a consistent snapshot, even while a trial is being written
+        finally:
+            src.close()
+            dst.close()
         storage = optuna.storages.RDBStorage(f"sqlite:///{copy}")
         try:
             study = optuna.load_study(study_name=name, storage=storage)
