@@ -67,7 +67,9 @@ def tuning_dir(search: Search) -> str:
 
 def search_name(search: Search) -> str:
     """The search's name in its Optuna storage (and the ``study`` column of the trials table)."""
-    return f"{search.tuning}-{search.dataset}-{search.backbone}-{search.method}"
+    from tplib.tune import search_name as name
+
+    return name(*search)
 
 
 def all_searches(config: dict[str, Any]) -> list[Search]:

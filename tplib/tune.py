@@ -34,11 +34,16 @@ from tplib.io import ConfigError, DataError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DONE", "TRIAL_KEYS", "check_space", "gather_trials", "importances", "importances_of", "stored_trials",
-           "suggest", "trials_table", "tune"]
+__all__ = ["DONE", "TRIAL_KEYS", "check_space", "gather_trials", "importances", "importances_of", "search_name",
+           "stored_trials", "suggest", "trials_table", "tune"]
 
 KINDS = ("log", "float", "int", "choice")
 DONE = ("COMPLETE", "PRUNED")  # the trial states that count towards a search's budget
+
+
+def search_name(tuning: str, dataset: str, backbone: str, method: str) -> str:
+    """A search's name in its Optuna storage and in the ``study`` column of the trials table."""
+    return f"{tuning}-{dataset}-{backbone}-{method}"
 
 
 def check_space(space: dict[str, Any], backbone: str, method: str) -> None:

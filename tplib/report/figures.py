@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tplib.report.paper import BACKBONE_LABEL, DATASET_LABEL
+from tplib.tune import search_name
 
 __all__ = [
     "COLORS",
@@ -381,7 +382,7 @@ def fig_trials(trials: pd.DataFrame, tuning: str, dataset: str, backbones: Seque
         ax = axes[0, j]
         drawn = False
         for method in ("baseline", "tp"):
-            t = trials[(trials["study"] == f"{tuning}-{dataset}-{bb}-{method}").to_numpy(dtype=bool)] \
+            t = trials[(trials["study"] == search_name(tuning, dataset, bb, method)).to_numpy(dtype=bool)] \
                 if len(trials) else trials
             if t.empty:
                 continue

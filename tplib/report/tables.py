@@ -26,7 +26,7 @@ from tplib.report.load import (
     verdict,
 )
 from tplib.report.paper import METHOD_LABEL, PAPER_BACKBONES, PAPER_DATASETS
-from tplib.tune import importances_of
+from tplib.tune import importances_of, search_name
 
 # ---------------------------------------------------------------------------------------------------------
 # Studies
@@ -260,7 +260,7 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
         for ds, bbs in (tu.get("cells") or {}).items():
             for bb in bbs:
                 for method in ("baseline", "tp"):
-                    t = trials[(trials["study"] == f"{name}-{ds}-{bb}-{method}").to_numpy(dtype=bool)] \
+                    t = trials[(trials["study"] == search_name(name, ds, bb, method)).to_numpy(dtype=bool)] \
                         if len(trials) else trials
                     states = t["state"].value_counts().to_dict() if len(t) else {}
                     done = t[t["state"] == "COMPLETE"] if len(t) else t
