@@ -42,6 +42,7 @@ TP = "tests/test_tp.py::"
 EV = "tests/test_evaluate.py::"
 DET = "tests/test_determinism.py::"
 RES = "tests/test_resume.py::"
+TU = "tests/test_tune.py::"
 
 EPOCH_ORDER = (f"{TP}test_an_epoch_draws_every_user_once_in_a_new_order",)
 
@@ -205,6 +206,32 @@ MUTATIONS: list[Mutation] = [
         '    if saved.get("config") != cfg.to_dict() or',
         '    if {**saved.get("config", {}), "seed": cfg.seed} != cfg.to_dict() or',
         (f"{RES}test_a_resumed_run_is_its_own_seed_not_another",),
+    ),
+    # Searches: a stopped trial's retry, a control's pairing
+    Mutation(
+        "T1-retry-new-settings", "a stopped trial is tried again with newly sampled settings", "tplib/tune.py",
+        'study.enqueue_trial(dict(t.params), user_attrs={"retry_of": first})',
+        'study.enqueue_trial({}, user_attrs={"retry_of": first})',
+        (f"{TU}test_a_killed_trial_is_tried_again_with_its_settings_from_its_checkpoint",),
+    ),
+    Mutation(
+        "T2-retry-from-scratch", "a retried trial trains in a new folder, not from its checkpoint", "tplib/tune.py",
+        "folder = out / \"trials\" / f\"{trial.user_attrs.get('retry_of', trial.number)}\"",
+        "folder = out / \"trials\" / f\"{trial.number}\"",
+        (f"{TU}test_a_killed_trial_is_tried_again_with_its_settings_from_its_checkpoint",),
+    ),
+    Mutation(
+        "T3-errors-read-as-stops", "a trial that raised is counted as interrupted", "tplib/tune.py",
+        'interrupted = t.state.name == "FAIL" and "error" not in t.user_attrs',
+        'interrupted = t.state.name == "FAIL"',
+        (f"{TU}test_a_trial_that_raises_fails_with_its_error_and_is_not_tried_again",),
+    ),
+    Mutation(
+        "A1-control-against-ignored", "a control variant is paired with the baseline, not the variant it names",
+        "tplib/aggregate.py",
+        "return [against.get((st, v)) or (controls.get(st, \"\") if m == \"tp\" else \"\")",
+        "return [(controls.get(st, \"\") if m == \"tp\" else \"\")",
+        ("tests/test_aggregate.py::test_a_variant_named_against_another_is_paired_with_it",),
     ),
     Mutation(
         "13-table3-new-reads-existing", "Table 3's new-user rows read the existing users' numbers",

@@ -35,7 +35,7 @@ def test_trials_csv_and_best_json(tmp_path):
     table = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=3, base_sets=BASE, startup_trials=1)
     on_disk = pd.read_csv(tmp_path / "trials.csv")
     assert list(on_disk.columns) == ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds",
-                                     "params_model.d", "params_model.dropout", "params_train.lr"]
+                                     "interrupted", "params_model.d", "params_model.dropout", "params_train.lr"]
     assert list(on_disk["trial"]) == [0, 1, 2] and set(on_disk["state"]) <= {"COMPLETE", "PRUNED"}
     assert (on_disk["seconds"] > 0).all() and len(table) == 3
     best = json.loads((tmp_path / "best.json").read_text())
@@ -67,6 +67,7 @@ def test_a_killed_search_resumes_without_losing_finished_trials(tmp_path):
     study.ask()
     again = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=3, base_sets=BASE)
     assert list(again["state"]) == [*first["state"], "FAIL", "COMPLETE"]  # one more trial, the stale one failed
+    assert list(again["interrupted"]) == [False, False, True, False]  # ... as stopped, not as an error
     # still in the sampler's random start-up: the resumed search does not repeat its first trial's settings
     params = [c for c in again.columns if c.startswith("params_")]
     assert not again.loc[3, params].equals(again.loc[0, params]), again[params]
@@ -96,7 +97,7 @@ def test_a_killed_trial_is_tried_again_with_its_settings_from_its_checkpoint(tmp
         fit(cfg, tiny(), tmp_path / "trials" / "1", on_validation=kill_at_second_validation)
     assert (tmp_path / "trials" / "1" / "resume.pt").is_file()
     table = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=2, base_sets=sets)
-    assert list(table["state"])[1:] == ["FAIL", "COMPLETE"]
+    assert list(table["state"])[1:] == ["FAIL", "COMPLETE"] and list(table["interrupted"]) == [False, True, False]
     assert {k: table.loc[2, f"params_{k}"] for k in params} == pytest.approx(params)
     study = optuna.load_study(study_name="tiny-sasrec-baseline", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     retry = study.trials[2]
@@ -104,6 +105,27 @@ def test_a_killed_trial_is_tried_again_with_its_settings_from_its_checkpoint(tmp
     # the same value as the trial run through without a kill
     assert table.loc[2, "value"] == fit(cfg, tiny(), tmp_path / "whole")["best_valid_NDCG@10"]
     assert not (tmp_path / "trials").exists()
+
+
+def test_a_trial_that_raises_fails_with_its_error_and_is_not_tried_again(tmp_path, monkeypatch):
+    """An error (not a stop) ends the search's job with the trial failed and the error recorded; the resumed search
+    does not retry it (the same settings would raise again) and reads it as failed, not interrupted."""
+    import tplib.train.loop as loop
+
+    real_fit = loop.fit
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("loss is nan")
+
+    monkeypatch.setattr(loop, "fit", broken)
+    with pytest.raises(FloatingPointError):
+        tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=1, base_sets=BASE)
+    monkeypatch.setattr(loop, "fit", real_fit)
+    table = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=1, base_sets=BASE)
+    assert list(table["state"]) == ["FAIL", "COMPLETE"] and not table["interrupted"].any()
+    study = optuna.load_study(study_name="tiny-sasrec-baseline", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert study.trials[0].user_attrs["error"] == "FloatingPointError: loss is nan"
+    assert "retry_of" not in study.trials[1].user_attrs
 
 
 def test_a_search_in_progress_is_read_from_a_snapshot_of_its_storage(tmp_path):
@@ -123,6 +145,9 @@ def test_a_search_in_progress_is_read_from_a_snapshot_of_its_storage(tmp_path):
     tune(tiny(), "gru4rec", "baseline", SPACE, out=tmp_path / "b", n_trials=1, base_sets=BASE)
     both = gather_trials([tmp_path / "b" / "trials.csv"], [{"db": db, "name": "tiny-sasrec-baseline", **keys}])
     assert list(both["study"]) == ["tiny-gru4rec-baseline"] + ["tiny-sasrec-baseline"] * 3
+    old = pd.read_csv(tmp_path / "b" / "trials.csv").drop(columns="interrupted").assign(state="FAIL")
+    old.to_csv(tmp_path / "old.csv", index=False)  # written before the column existed: a failure then was a stop
+    assert gather_trials([tmp_path / "old.csv"])["interrupted"].tolist() == [True]
     with pytest.raises(DataError, match="holds no search named 'other'"):
         stored_trials(db, "other", keys)
     with pytest.raises(DataError, match="no such search storage"):

@@ -131,6 +131,7 @@ def tune(
         first = t.user_attrs.get("retry_of", t.number)
         log.warning("trial %d of %s was running when its job ended: marked failed, tried again with its settings",
                     t.number, name)
+        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
         study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(dict(t.params), user_attrs={"retry_of": first})
 
@@ -154,8 +155,10 @@ def tune(
 
         try:
             summary = fit(cfg, ds, folder, resume=True, on_validation=report)
-        except Exception:  # pruned or failed: over. A kill or Ctrl-C leaves the folder for the trial's retry.
+        except Exception as e:  # pruned or failed: over. A kill or Ctrl-C leaves the folder for the trial's retry.
             shutil.rmtree(folder, ignore_errors=True)
+            if not isinstance(e, optuna.TrialPruned):
+                trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:300])
             raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
@@ -236,19 +239,22 @@ def _plain(v: Any) -> Any:
 
 def trials_table(study: Any, keys: dict[str, Any]) -> pd.DataFrame:
     """One row per trial: ``keys`` (dataset, backbone, method), ``study`` (the search's name), trial, state, value
-    (a pruned trial's best validation score so far), seconds, and ``params_<section.key>`` per searched setting."""
+    (a pruned trial's best validation score so far), seconds, interrupted (a failed trial whose job was stopped, not
+    one that raised an error: tried again with its settings) and ``params_<section.key>`` per searched setting."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         value = t.value if t.value is not None else t.user_attrs.get("best_so_far", math.nan)
+        # Older storages marked a stopped trial failed without a word: a failure with no recorded error was a stop.
+        interrupted = t.state.name == "FAIL" and "error" not in t.user_attrs
         rows.append({"study": study.study_name, **keys, "trial": t.number, "state": t.state.name, "value": value,
-                     "seconds": t.user_attrs.get("seconds", math.nan),
+                     "seconds": t.user_attrs.get("seconds", math.nan), "interrupted": interrupted,
                      **{f"params_{k}": v for k, v in sorted(t.params.items())}})
-    cols = ["study", *keys, "trial", "state", "value", "seconds"]
+    cols = ["study", *keys, "trial", "state", "value", "seconds", "interrupted"]
     df = pd.DataFrame(rows)
     return df[[*cols, *sorted(c for c in df.columns if c.startswith("params_"))]] if rows else pd.DataFrame(columns=cols)
 
 
-TRIAL_KEYS = ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds"]
+TRIAL_KEYS = ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds", "interrupted"]
 
 
 def stored_trials(db: str | Path, name: str, keys: dict[str, Any]) -> pd.DataFrame:
@@ -282,9 +288,14 @@ def stored_trials(db: str | Path, name: str, keys: dict[str, Any]) -> pd.DataFra
 
 def gather_trials(paths: Iterable[str | Path], stored: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
     """Every search's trials (``tp tune``'s trials.csv) in one table: study (the search's name), dataset, backbone,
-    method, trial, state, value, seconds, then one ``params_<section.key>`` column per searched setting. ``stored``:
-    searches still in progress, each ``{"db", "name", "dataset", "backbone", "method"}`` (:func:`stored_trials`)."""
+    method, trial, state, value, seconds, interrupted, then one ``params_<section.key>`` column per searched setting.
+    ``stored``: searches still in progress, each ``{"db", "name", "dataset", "backbone", "method"}``
+    (:func:`stored_trials`). A trials.csv written before ``interrupted`` existed reads as :func:`trials_table` would
+    have: a failure there recorded no error."""
     frames = [pd.read_csv(p) for p in paths]
+    for f in frames:
+        if "interrupted" not in f:
+            f["interrupted"] = f["state"].eq("FAIL")
     frames += [stored_trials(s["db"], s["name"], {k: s[k] for k in ("dataset", "backbone", "method")}) for s in stored]
     frames = [f for f in frames if len(f)]
     if not frames:

@@ -250,7 +250,8 @@ def _importances(trials: pd.DataFrame, space: dict[str, Any]) -> list[tuple[str,
 
 
 def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per search (tuning × cell): each method's budget (trials finished, pruned, failed), best validation score
+    """Per search (tuning × cell): each method's budget (trials finished, pruned, failed with an error, interrupted:
+    stopped with their job and tried again, counted in neither), best validation score
     and chosen settings beside the paper's; "not run" where a search has no trial yet, "so far" beside the best of a
     search short of its budget (in progress: its settings are not final and no tuned run starts from them), "none
     finished yet" where its only trials were stopped before they finished."""
@@ -263,6 +264,7 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                     t = trials[(trials["study"] == search_name(name, ds, bb, method)).to_numpy(dtype=bool)] \
                         if len(trials) else trials
                     states = t["state"].value_counts().to_dict() if len(t) else {}
+                    stopped = int(t["interrupted"].astype(bool).sum()) if len(t) else 0
                     done = t[t["state"] == "COMPLETE"] if len(t) else t
                     best = done.sort_values(["value", "trial"], ascending=[False, True]).iloc[0] if len(done) else None
                     counted = len(done) + states.get("PRUNED", 0)
@@ -273,7 +275,8 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                               for k in keys]
                     rows.append({"dataset": label(ds), "backbone": label(bb), "method": METHOD_LABEL.get(method, method),
                                  "budget": f"{counted} of {tu['trials']}" + (" (in progress)" if in_progress else ""),
-                                 "pruned": str(states.get("PRUNED", 0)), "failed": str(states.get("FAIL", 0)),
+                                 "pruned": str(states.get("PRUNED", 0)), "failed": str(states.get("FAIL", 0) - stopped),
+                                 "interrupted": str(stopped),
                                  "best": (fnum(best["value"]) + (" so far" if in_progress else "")) if best is not None
                                  else "none finished yet" if in_progress else "not run",
                                  "chosen": chosen, "not_run": best is None,
