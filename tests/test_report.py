@@ -1221,6 +1221,18 @@ def test_readme_verdict_names_every_paired_cell_by_class(built):
         assert c in text and "seeds)" in c and "p " in c
 
 
+def test_readme_verdict_with_one_paired_cell_says_what_it_is(monkeypatch):
+    """One paired cell: "TP is behind the baseline in the only cell ...", not "in 1 of the 1 cells, ahead in 0"."""
+    cells = {"reversed": ["Music SASRec -18.1% (p = 0.005, 4 seeds)"], "notrun": ["x"] * 11}
+    monkeypatch.setattr(C, "verdict_cells", lambda *a: cells)
+    text = C._verdict_sentence(None, "paper", "At the paper's settings", [], [])
+    assert text == ("At the paper's settings (study `paper`), TP is behind the baseline in the only cell with paired "
+                    "seeds (Music SASRec -18.1% (p = 0.005, 4 seeds)); 11 of 12 cells have no paired seeds yet.")
+    monkeypatch.setattr(C, "verdict_cells", lambda *a: {"level": ["ML1M SASRec +0.2% (p = 0.9, 3 seeds)"]})
+    assert "TP is level with the baseline in the only cell with paired seeds" in C._verdict_sentence(
+        None, "tuned", "x", [], [])
+
+
 def test_search_table_budgets_and_a_search_in_progress():
     """Per search: trials counted (finished or pruned) against the budget, the best finished trial's value and
     settings; a search short of its budget says so beside its count and its best; none at all reads "not run"."""
