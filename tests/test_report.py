@@ -1245,26 +1245,30 @@ def test_search_table_budgets_and_a_search_in_progress():
           "prune_after": 0, "protocol": {"eval_every": 2, "patience": 5, "max_epochs": 10, "min_epochs": 0},
           "spaces": {"baseline": space, "tp": {"tp.alpha": {"log": [0.01, 1]}}}}
 
-    def rows(name, states, values, key, params, stopped=()):
-        return [{"study": name, "trial": i, "state": s, "value": v, "interrupted": i in stopped, f"params_{key}": p}
-                for i, (s, v, p) in enumerate(zip(states, values, params))]
+    def rows(name, states, values, key, params, stopped=(), epochs=None):
+        epochs = epochs or [10] * len(states)
+        return [{"study": name, "trial": i, "state": s, "value": v, "interrupted": i in stopped, "epochs": e,
+                 "best_epoch": e - 2 if s == "COMPLETE" else math.nan, f"params_{key}": p}
+                for i, (s, v, p, e) in enumerate(zip(states, values, params, epochs))]
 
     trials = pd.DataFrame(
         rows("f-music-sasrec-baseline", ["COMPLETE", "PRUNED", "COMPLETE"], [0.02, 0.01, 0.03], "train.lr",
-             [1e-3, 1e-4, 2e-3])
+             [1e-3, 1e-4, 2e-3], epochs=[6, 4, 10])
         + rows("f-music-sasrec-tp", ["COMPLETE", "RUNNING"], [0.04, math.nan], "tp.alpha", [0.5, 0.1])
         + rows("f-music-caser-baseline", ["FAIL", "FAIL", "RUNNING"], [math.nan, 0.01, 0.01], "train.lr",
                [1e-2, 1e-3, 1e-3], stopped=(1,)))
     blocks = search_blocks(SimpleNamespace(config={"tunings": {"f": tu}}), trials)
     (block,) = blocks
     base, tp, caser_base, caser_tp = block["rows"]
-    assert (base["budget"], base["pruned"], base["best"]) == ("3 of 3", "1", "0.0300")
+    assert (base["budget"], base["pruned"], base["best"]) == ("3 of 3", "1", "0.0300 @ 8")
+    assert base["capped"] == "1 of 2"  # one finished trial stopped early (epoch 6), one ran to the cap (10)
     assert base["chosen"][0]["value"] == "0.002"
-    assert (tp["budget"], tp["best"]) == ("1 of 3 (in progress)", "0.0400 so far")
+    assert (tp["budget"], tp["best"]) == ("1 of 3 (in progress)", "0.0400 @ 8 so far")
     assert tp["chosen"][0]["value"] == "0.5" and not tp["not_run"]
     assert (caser_base["budget"], caser_base["failed"], caser_base["interrupted"], caser_base["best"]) == (
         "0 of 3 (in progress)", "1", "1", "none finished yet")  # an error and a stopped trial, told apart
     assert caser_tp["best"] == "not run" and caser_tp["budget"] == "0 of 3" and caser_tp["not_run"]
+    assert caser_tp["capped"] == "—"
     assert [r["state"] for r in block["rows"]] == ["finished", "in progress", "in progress", "not run"]
     # the README's verdict says where the searches stand
     assert C.search_progress("f", blocks) == "its searches (tuning `f`, 3 trials per method and cell): 1 of 4 " \

@@ -35,7 +35,8 @@ def test_trials_csv_and_best_json(tmp_path):
     table = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=3, base_sets=BASE, startup_trials=1)
     on_disk = pd.read_csv(tmp_path / "trials.csv")
     assert list(on_disk.columns) == ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds",
-                                     "interrupted", "params_model.d", "params_model.dropout", "params_train.lr"]
+                                     "interrupted", "epochs", "best_epoch", "params_model.d", "params_model.dropout",
+                                     "params_train.lr"]
     assert list(on_disk["trial"]) == [0, 1, 2] and set(on_disk["state"]) <= {"COMPLETE", "PRUNED"}
     assert (on_disk["seconds"] > 0).all() and len(table) == 3
     best = json.loads((tmp_path / "best.json").read_text())
@@ -48,8 +49,26 @@ def test_trials_csv_and_best_json(tmp_path):
     assert importances_of(on_disk, SPACE) == best["importances"]
     # the best trial's settings, trained again as an ordinary run, give its value: a trial is a plain run
     cfg = build_config("sasrec", "baseline", 0, "tiny", parse_sets(best["sets"]))
-    assert fit(cfg, tiny(), tmp_path / "again")["best_valid_NDCG@10"] == best["value"]
+    again = fit(cfg, tiny(), tmp_path / "again")
+    assert again["best_valid_NDCG@10"] == best["value"]
+    row = on_disk[on_disk["trial"] == best["trial"]].iloc[0]
+    assert (row["epochs"], row["best_epoch"]) == (again["epochs_run"], again["best_epoch"])
     assert (tmp_path / "optuna.db").is_file() and not (tmp_path / "trials").exists()  # no checkpoints kept
+
+
+def test_epochs_of_trials_that_recorded_none_come_from_their_validations(tmp_path):
+    """Trials finished before a trial recorded its epochs: the last validation it reported, and the first epoch of
+    its highest score (as fit keeps its best); a trial that did not finish has no best epoch."""
+    from tplib.tune import trials_table
+
+    study = optuna.create_study(direction="maximize")
+    for scores, state in (({2: 0.1, 4: 0.3, 6: 0.3, 8: 0.2}, "COMPLETE"), ({2: 0.1, 4: 0.05}, "PRUNED")):
+        trial = study.ask()
+        for epoch, v in scores.items():
+            trial.report(v, epoch)
+        study.tell(trial, 0.3 if state == "COMPLETE" else None, state=optuna.trial.TrialState[state])
+    table = trials_table(study, {"dataset": "d", "backbone": "b", "method": "m"})
+    assert list(table["epochs"]) == [8, 4] and table.loc[0, "best_epoch"] == 4 and np.isnan(table.loc[1, "best_epoch"])
 
 
 def test_the_search_never_reads_a_test_item(tmp_path):

@@ -162,6 +162,8 @@ def tune(
             raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
+        trial.set_user_attr("best_epoch", int(summary["best_epoch"]))
+        trial.set_user_attr("epochs", int(summary["epochs_run"]))
         if summary.get("resumed_at_epochs"):
             trial.set_user_attr("resumed_at_epochs", list(summary["resumed_at_epochs"]))
             trial.set_user_attr("seconds", round(float(summary["wall_seconds"]), 3))  # its earlier parts too
@@ -240,21 +242,29 @@ def _plain(v: Any) -> Any:
 def trials_table(study: Any, keys: dict[str, Any]) -> pd.DataFrame:
     """One row per trial: ``keys`` (dataset, backbone, method), ``study`` (the search's name), trial, state, value
     (a pruned trial's best validation score so far), seconds, interrupted (a failed trial whose job was stopped, not
-    one that raised an error: tried again with its settings) and ``params_<section.key>`` per searched setting."""
+    one that raised an error: tried again with its settings), epochs (the last epoch trained), best_epoch (a
+    finished trial's best validation epoch) and ``params_<section.key>`` per searched setting."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         value = t.value if t.value is not None else t.user_attrs.get("best_so_far", math.nan)
         # Older storages marked a stopped trial failed without a word: a failure with no recorded error was a stop.
         interrupted = t.state.name == "FAIL" and "error" not in t.user_attrs
+        # Trials finished before their epochs were recorded: from the validations they reported (epoch -> score;
+        # the highest score, its first epoch, as fit keeps it).
+        steps = t.intermediate_values
+        epochs = t.user_attrs.get("epochs", max(steps) if steps else math.nan)
+        best_epoch = t.user_attrs.get("best_epoch", max(steps, key=lambda e: (steps[e], -e)) if steps else math.nan)
         rows.append({"study": study.study_name, **keys, "trial": t.number, "state": t.state.name, "value": value,
-                     "seconds": t.user_attrs.get("seconds", math.nan), "interrupted": interrupted,
+                     "seconds": t.user_attrs.get("seconds", math.nan), "interrupted": interrupted, "epochs": epochs,
+                     "best_epoch": best_epoch if t.state.name == "COMPLETE" else math.nan,
                      **{f"params_{k}": v for k, v in sorted(t.params.items())}})
-    cols = ["study", *keys, "trial", "state", "value", "seconds", "interrupted"]
+    cols = ["study", *keys, "trial", "state", "value", "seconds", "interrupted", "epochs", "best_epoch"]
     df = pd.DataFrame(rows)
     return df[[*cols, *sorted(c for c in df.columns if c.startswith("params_"))]] if rows else pd.DataFrame(columns=cols)
 
 
-TRIAL_KEYS = ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds", "interrupted"]
+TRIAL_KEYS = ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds", "interrupted", "epochs",
+              "best_epoch"]
 
 
 def stored_trials(db: str | Path, name: str, keys: dict[str, Any]) -> pd.DataFrame:
@@ -288,7 +298,8 @@ def stored_trials(db: str | Path, name: str, keys: dict[str, Any]) -> pd.DataFra
 
 def gather_trials(paths: Iterable[str | Path], stored: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
     """Every search's trials (``tp tune``'s trials.csv) in one table: study (the search's name), dataset, backbone,
-    method, trial, state, value, seconds, interrupted, then one ``params_<section.key>`` column per searched setting.
+    method, trial, state, value, seconds, interrupted, epochs, best_epoch, then one ``params_<section.key>`` column
+    per searched setting.
     ``stored``: searches still in progress, each ``{"db", "name", "dataset", "backbone", "method"}``
     (:func:`stored_trials`). A trials.csv written before ``interrupted`` existed reads as :func:`trials_table` would
     have: a failure there recorded no error."""
@@ -296,6 +307,9 @@ def gather_trials(paths: Iterable[str | Path], stored: Iterable[dict[str, Any]] 
     for f in frames:
         if "interrupted" not in f:
             f["interrupted"] = f["state"].eq("FAIL")
+        for c in ("epochs", "best_epoch"):
+            if c not in f:
+                f[c] = math.nan
     frames += [stored_trials(s["db"], s["name"], {k: s[k] for k in ("dataset", "backbone", "method")}) for s in stored]
     frames = [f for f in frames if len(f)]
     if not frames:

@@ -251,7 +251,8 @@ def _importances(trials: pd.DataFrame, space: dict[str, Any]) -> list[tuple[str,
 
 def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
     """Per search (tuning × cell): each method's budget (trials finished, pruned, failed with an error, interrupted:
-    stopped with their job and tried again, counted in neither), best validation score
+    stopped with their job and tried again, counted in neither), how many finished trials ran to the protocol's
+    epoch cap (still improving within the patience when it stopped them), best validation score and its epoch
     and chosen settings beside the paper's; "not run" where a search has no trial yet, "so far" beside the best of a
     search short of its budget (in progress: its settings are not final and no tuned run starts from them), "none
     finished yet" where its only trials were stopped before they finished."""
@@ -268,6 +269,8 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                     done = t[t["state"] == "COMPLETE"] if len(t) else t
                     best = done.sort_values(["value", "trial"], ascending=[False, True]).iloc[0] if len(done) else None
                     counted = len(done) + states.get("PRUNED", 0)
+                    capped = int((done["epochs"] >= tu["protocol"]["max_epochs"]).sum()) if len(done) else 0
+                    at = f" @ {int(best['best_epoch'])}" if best is not None and not _isnan(best["best_epoch"]) else ""
                     in_progress = len(t) > 0 and counted < tu["trials"]
                     keys = list(tu["spaces"][method])
                     chosen = [{"key": k, "value": _fmt_param(best[f"params_{k}"]) if best is not None
@@ -277,7 +280,8 @@ def search_blocks(agg: Aggregate, trials: pd.DataFrame) -> list[dict[str, Any]]:
                                  "budget": f"{counted} of {tu['trials']}" + (" (in progress)" if in_progress else ""),
                                  "pruned": str(states.get("PRUNED", 0)), "failed": str(states.get("FAIL", 0) - stopped),
                                  "interrupted": str(stopped),
-                                 "best": (fnum(best["value"]) + (" so far" if in_progress else "")) if best is not None
+                                 "capped": f"{capped} of {len(done)}" if len(done) else "—",
+                                 "best": (fnum(best["value"]) + at + (" so far" if in_progress else "")) if best is not None
                                  else "none finished yet" if in_progress else "not run",
                                  "chosen": chosen, "not_run": best is None,
                                  "state": "in progress" if in_progress else "finished" if len(t) else "not run",
