@@ -55,3 +55,35 @@ def test_every_committed_run_is_a_complete_run_of_its_study():
         assert config_conflicts(recorded, run_config(config, r).to_dict()) == [], run
         listed = agg.costs[(agg.costs["run"] == str(run.relative_to(ROOT)))]
         assert len(listed) == 1, f"{run} is not in results/aggregate/costs.csv: run `make report`"
+
+
+OVERFLOW_PROBE = """<script>
+document.title = "OVERFLOW:" + [...document.querySelectorAll(".scroll")]
+  .filter(d => d.scrollWidth > d.clientWidth + 1)
+  .map(d => { let h = d.previousElementSibling;
+              while (h && !/^H[1-4]$/.test(h.tagName)) h = h.previousElementSibling;
+              return (h ? h.textContent : "?").slice(0, 80) + " (" + d.scrollWidth + " px > " + d.clientWidth + ")"; })
+  .join(" | ") + ";OF " + document.querySelectorAll(".scroll").length;
+</script>"""
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").is_file(),
+                    reason="/usr/bin/chromium not found: the 1366 px check needs chromium (apt-get install chromium)")
+def test_committed_report_cuts_no_table_off_at_1366px(tmp_path):
+    """Every table of the committed report fits the page at 1366 px in headless Chromium: none of its
+    horizontally scrolling boxes is wider than the page shows (a probe script lists those that are)."""
+    import re
+    import subprocess
+
+    html = (ROOT / "report" / "report.html").read_text(encoding="utf-8")
+    end = html.rindex("</body>")
+    page = tmp_path / "report.html"
+    page.write_text(html[:end] + OVERFLOW_PROBE + html[end:], encoding="utf-8")
+    cmd = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1366,900", "--dump-dom", page.as_uri()]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    m = re.search(r"<title>OVERFLOW:(.*?);OF (\d+)</title>", res.stdout, re.S)
+    assert m, f"the probe did not run (rc {res.returncode}): {res.stderr[-2000:]}"
+    assert int(m.group(2)) > 10  # the report's tables were there
+    assert m.group(1) == "", f"cut off at 1366 px: {m.group(1)}"
