@@ -164,9 +164,6 @@ def test_a_search_in_progress_is_read_from_a_snapshot_of_its_storage(tmp_path):
     tune(tiny(), "gru4rec", "baseline", SPACE, out=tmp_path / "b", n_trials=1, base_sets=BASE)
     both = gather_trials([tmp_path / "b" / "trials.csv"], [{"db": db, "name": "tiny-sasrec-baseline", **keys}])
     assert list(both["study"]) == ["tiny-gru4rec-baseline"] + ["tiny-sasrec-baseline"] * 3
-    old = pd.read_csv(tmp_path / "b" / "trials.csv").drop(columns="interrupted").assign(state="FAIL")
-    old.to_csv(tmp_path / "old.csv", index=False)  # written before the column existed: a failure then was a stop
-    assert gather_trials([tmp_path / "old.csv"])["interrupted"].tolist() == [True]
     with pytest.raises(DataError, match="holds no search named 'other'"):
         stored_trials(db, "other", keys)
     with pytest.raises(DataError, match="no such search storage"):

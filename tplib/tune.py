@@ -299,17 +299,9 @@ def stored_trials(db: str | Path, name: str, keys: dict[str, Any]) -> pd.DataFra
 def gather_trials(paths: Iterable[str | Path], stored: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
     """Every search's trials (``tp tune``'s trials.csv) in one table: study (the search's name), dataset, backbone,
     method, trial, state, value, seconds, interrupted, epochs, best_epoch, then one ``params_<section.key>`` column
-    per searched setting.
-    ``stored``: searches still in progress, each ``{"db", "name", "dataset", "backbone", "method"}``
-    (:func:`stored_trials`). A trials.csv written before ``interrupted`` existed reads as :func:`trials_table` would
-    have: a failure there recorded no error."""
+    per searched setting. ``stored``: searches still in progress, each ``{"db", "name", "dataset", "backbone",
+    "method"}`` (:func:`stored_trials`)."""
     frames = [pd.read_csv(p) for p in paths]
-    for f in frames:
-        if "interrupted" not in f:
-            f["interrupted"] = f["state"].eq("FAIL")
-        for c in ("epochs", "best_epoch"):
-            if c not in f:
-                f[c] = math.nan
     frames += [stored_trials(s["db"], s["name"], {k: s[k] for k in ("dataset", "backbone", "method")}) for s in stored]
     frames = [f for f in frames if len(f)]
     if not frames:

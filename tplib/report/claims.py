@@ -241,14 +241,13 @@ def _verdict_sentence(agg: Aggregate, study: str, what: str, datasets: Sequence[
         return f"{what} (study `{study}`) has no cell with paired seeds yet (0 of {total})."
     n = {c: len(v.get(c, [])) for c in ("reversed", "holds", "weak", "level")}
     listed = "; ".join(x for c in n for x in v.get(c, []))
-    cells = "the only cell" if paired == 1 else f"{n['reversed']} of the {paired} cells"
     if paired == 1:  # one cell: say what it is, not "1 of the 1 cells, ahead in 0, ..."
         word = {"reversed": "behind the baseline", "holds": "ahead of the baseline (p < 0.05)",
                 "weak": "ahead of the baseline, not significantly", "level": "level with the baseline"}
         (cls,) = [c for c in n if n[c]]
-        return (f"{what} (study `{study}`), TP is {word[cls]} in {cells} with paired seeds ({listed}); "
+        return (f"{what} (study `{study}`), TP is {word[cls]} in the only cell with paired seeds ({listed}); "
                 f"{total - 1} of {total} cells have no paired seeds yet.")
-    return (f"{what} (study `{study}`), TP is behind the baseline in {cells} with "
+    return (f"{what} (study `{study}`), TP is behind the baseline in {n['reversed']} of the {paired} cells with "
             f"paired seeds, ahead in {n['holds']} (p < 0.05), ahead but not significantly in {n['weak']} and level "
             f"in {n['level']} ({listed}); {total - paired} of {total} cells have no paired seeds yet.")
 
