@@ -258,13 +258,13 @@ def trials_table(study: Any, keys: dict[str, Any]) -> pd.DataFrame:
                      "seconds": t.user_attrs.get("seconds", math.nan), "interrupted": interrupted, "epochs": epochs,
                      "best_epoch": best_epoch if t.state.name == "COMPLETE" else math.nan,
                      **{f"params_{k}": v for k, v in sorted(t.params.items())}})
-    cols = ["study", *keys, "trial", "state", "value", "seconds", "interrupted", "epochs", "best_epoch"]
+    cols = ["study", *keys, *TRIAL_FIELDS]
     df = pd.DataFrame(rows)
     return df[[*cols, *sorted(c for c in df.columns if c.startswith("params_"))]] if rows else pd.DataFrame(columns=cols)
 
 
-TRIAL_KEYS = ["study", "dataset", "backbone", "method", "trial", "state", "value", "seconds", "interrupted", "epochs",
-              "best_epoch"]
+TRIAL_FIELDS = ["trial", "state", "value", "seconds", "interrupted", "epochs", "best_epoch"]  # after a search's keys
+TRIAL_KEYS = ["study", "dataset", "backbone", "method", *TRIAL_FIELDS]
 
 
 def stored_trials(db: str | Path, name: str, keys: dict[str, Any]) -> pd.DataFrame:
