@@ -247,6 +247,28 @@ MUTATIONS: list[Mutation] = [
         "t3 = C.table3(agg.summary, tp_name",
         ("tests/test_report.py::test_table3_not_run_cells_and_tp_of_another_study",),
     ),
+    Mutation(
+        "15a-noalign-moves-vmapped", "without alignment, the vectorised chains still take their inner steps",
+        "tplib/train/chains.py",
+        "moves = self.tp.align",
+        "moves = True",
+        (f"{TP}test_fast_outer_step_equals_the_reference",),
+    ),
+    Mutation(
+        "15b-noalign-moves-looped", "without alignment, the looped chains still take their inner steps",
+        "tplib/train/chains.py",
+        "                    if self.tp.align:\n",
+        "                    if True:\n",
+        (f"{TP}test_fast_outer_step_equals_the_reference",
+         f"{TP}test_without_alignment_the_outer_step_is_adam_on_the_users_summed_gradient"),
+    ),
+    Mutation(
+        "15c-noalign-ignored-reference", "the plain reference ignores tp.align", "tplib/train/algorithm.py",
+        "                if not align:",
+        "                if False:",
+        (f"{TP}test_without_alignment_every_inner_gradient_is_taken_at_the_start",
+         f"{TP}test_fast_outer_step_equals_the_reference"),
+    ),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".snakemake",

@@ -358,18 +358,18 @@ def test_a_variant_named_against_another_is_paired_with_it(tmp_path):
     root = tmp_path / "runs"
     base = {s: fake_run(root, study="c", seed=s) for s in (0, 1, 2)}
     tp = {s: fake_run(root, study="c", method="tp", seed=s) for s in (0, 1, 2)}
-    no_align = {s: fake_run(root, study="c", method="tp", variant="tp-alpha0", seed=s, sets={"tp.alpha": 0.0001})
+    no_align = {s: fake_run(root, study="c", method="tp", variant="tp-noalign", seed=s, sets={"tp.align": False})
                 for s in (0, 1)}
     no_adv = {s: fake_run(root, study="c", method="tp", variant="tp-lam0", seed=s, sets={"tp.lam": 0})
               for s in (0, 1, 2)}
     studies = {"studies": {"c": {"variants": {"baseline": {"method": "baseline"}, "tp": {"method": "tp"},
-                                              "tp-alpha0": {"method": "tp", "against": "tp"},
+                                              "tp-noalign": {"method": "tp", "against": "tp"},
                                               "tp-lam0": {"method": "tp"}}}}}
     runs = [*base.values(), *tp.values(), *no_align.values(), *no_adv.values()]
     summary = aggregate(runs, tmp_path / "agg", studies=studies)["summary"]
     controls = summary.drop_duplicates("variant").set_index("variant")["control"]
-    assert controls.to_dict() == {"baseline": "", "tp": "baseline", "tp-alpha0": "tp", "tp-lam0": "baseline"}
-    _assert_pairs(summary, no_align, {s: tp[s] for s in (0, 1)}, study="c", variant="tp-alpha0")  # 2 seeds
+    assert controls.to_dict() == {"baseline": "", "tp": "baseline", "tp-noalign": "tp", "tp-lam0": "baseline"}
+    _assert_pairs(summary, no_align, {s: tp[s] for s in (0, 1)}, study="c", variant="tp-noalign")  # 2 seeds
     _assert_pairs(summary, tp, base, study="c", variant="tp")
     _assert_pairs(summary, no_adv, base, study="c", variant="tp-lam0")
     assert _pairs_by_hand(no_align, tp) != _pairs_by_hand(no_align, base)  # so the pairing is told apart

@@ -98,3 +98,17 @@ def test_profile_tp_prints_the_step_time_and_operator_calls(tmp_path, capsys):
     assert calls[0] > 0 and abs(calls[1] - calls[0]) <= 0.01 * calls[0] and "Self CPU" in out
     with pytest.raises(Exception, match="model.nope"):
         prof.main(["--data", str(data), "--backbone", "sasrec", "--steps", "1", "--set", "model.nope=1"])
+
+
+def test_adam_eps_share_grows_as_alpha_shrinks(tmp_path, capsys):
+    """benchmarks/adam_eps.py on the shipped slice: one row per α, and ε decides more of the outer step at a tiny α
+    (the outer gradient scales with α, ε does not)."""
+    data = tmp_path / "data"
+    assert tp_main(["prepare", "--dataset", "mt-sample", "--out", str(data)]) == 0
+    load("adam_eps").main(["--data", str(data), "--backbone", "sasrec", "--alpha", "0.00001", "0.1", "--steps", "5",
+                           "--set", "model.d=8"])
+    rows = [ln.split("|")[1:-1] for ln in capsys.readouterr().out.splitlines() if ln.startswith("| 1e-05") or
+            ln.startswith("| 0.1 ")]
+    assert [r[0].strip() for r in rows] == ["1e-05", "0.1"]
+    medians = [float(r[2]) for r in rows]
+    assert medians[0] > 10 * medians[1] and 0 < medians[1] < medians[0] < 1

@@ -110,6 +110,53 @@ def test_reptile_k2_direction_and_size_on_a_quadratic():
     assert move.norm() == pytest.approx(1e-3 * d**0.5, rel=1e-3)  # Adam's first step: β per coordinate
 
 
+def test_without_alignment_every_inner_gradient_is_taken_at_the_start():
+    """tp.align false on the quadratic of the test above: Θ − θ is α(g1(Θ) + g2(Θ)) exactly, without the
+    −α² H2 g1(Θ) term that the moving inner steps add."""
+    torch.manual_seed(0)
+    d = 5
+    (g1, _), (g2, H2) = [quadratic(torch.randn(d, d, dtype=torch.float64), torch.randn(d, dtype=torch.float64)) for _ in range(2)]
+    Theta = torch.randn(d, dtype=torch.float64)
+    alpha = 0.05
+    theta = Theta.clone().requires_grad_(True)
+    seen = []
+
+    def inner(c, i):
+        seen.append(theta.detach().clone())
+        return [[g1, g2][i](theta.detach())]
+
+    reptile_outer_step([theta], inner, 1, 2, alpha, [torch.optim.SGD([theta], lr=1.0)], align=False)
+    torch.testing.assert_close(Theta - theta.detach(), alpha * (g1(Theta) + g2(Theta)))
+    assert all(torch.equal(s, Theta) for s in seen)
+    assert (alpha**2 * H2 @ g1(Theta)).norm() > 1e-4  # the term that is left out is not negligible here
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "caser"])
+def test_without_alignment_the_outer_step_is_adam_on_the_users_summed_gradient(backbone):
+    """tp.align false, k 2, λ 0: one outer step is exactly an Adam step (lr β) on α(∇L_u1 + ∇L_u2), both users'
+    mini-batch losses differentiated at the same parameters (float64, as in the k = 1 test)."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        ds, cfg, model, split, sampler = setup(backbone, ["tp.k=2", "tp.lam=0", "tp.alpha=0.05", "tp.align=false"])
+        ref_model = copy.deepcopy(model)
+        ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5),
+                                   cfg.model.caser_T)
+        ref_opt = adam(ref_model.parameters(), cfg.tp.beta)
+        up = TPUpdater(cfg, model, sampler, split, ds)
+        for step, (u, v) in enumerate([(3, 7), (3, 11), (5, 2)]):
+            up.outer_step(sampler, np.array([[u, v]]))
+            loss = sum(bce_loss(ref_model, ref_sampler.user_batch(w, cfg.tp.user_batch)).loss for w in (u, v))
+            ref_opt.zero_grad()
+            loss.backward()
+            for p in ref_model.parameters():
+                p.grad = cfg.tp.alpha * p.grad
+            ref_opt.step()
+            for (name, a), b in zip(model.named_parameters(), ref_model.parameters()):
+                torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=f"step {step}: {name}")
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
 def test_P_chains_average_their_deltas():
     theta = torch.zeros(3, requires_grad=True)
     g = {0: torch.tensor([1.0, 0, 0]), 1: torch.tensor([0, 2.0, 0])}
@@ -221,7 +268,9 @@ def test_unknown_method():
     "backbone, P, vectorize",
     [("sasrec", 1, True), ("sasrec", 3, True), ("gru4rec", 1, True), ("gru4rec", 2, True), ("gru4rec", 3, True),
      ("gru4rec", 3, False), ("caser", 1, True), ("caser", 3, True), ("caser", 3, False), ("caser", 3, "split"),
-     ("sasrec", 3, "split"), ("sasrec", 4, "trim"), ("gru4rec", 4, "trim"), ("caser", 4, "k3"), ("sasrec", 4, "k3")],
+     ("sasrec", 3, "split"), ("sasrec", 4, "trim"), ("gru4rec", 4, "trim"), ("caser", 4, "k3"), ("sasrec", 4, "k3"),
+     ("sasrec", 1, "noalign"), ("caser", 1, "noalign"), ("sasrec", 4, "noalign"), ("gru4rec", 4, "noalign"),
+     ("caser", 4, "noalign")],
 )
 def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatch):
     """The fast path (local sparse tables, vmap over chains) gives the same update as the plain reference.
@@ -229,11 +278,15 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
     (chain 0, the diagnostics', second in the second group, then first in the first).
     "trim": vectorised, with max_len 40 (histories of 7-27 items): the chains are grouped by length and each
     group's inputs cut to its longest; the test checks that cutting happened.
-    "k3": vectorised with k = 3 inner steps (each reads the rows that both earlier steps moved)."""
+    "k3": vectorised with k = 3 inner steps (each reads the rows that both earlier steps moved).
+    "noalign": tp.align false (every inner gradient at Θ), k = 3, vectorised where P > 1."""
     widths: list[int] = []
-    k = 3 if vectorize == "k3" else 2
+    k = 3 if vectorize in ("k3", "noalign") else 2
     sets = [f"tp.k={k}", "tp.lam=0.5", "tp.alpha=0.1", f"tp.P={P}"]
-    if vectorize == "split":
+    if vectorize == "noalign":
+        sets.append("tp.align=false")
+        vectorize = True
+    elif vectorize == "split":
         calls = iter(range(1000))
         monkeypatch.setattr(ChainEngine, "group_chains", staticmethod(
             lambda sizes, lengths=None: [[2], [1, 0]] if next(calls) % 2 == 0 else [[0, 2], [1]]))

@@ -91,6 +91,9 @@ class TPConfig:
     # sum over its targets divided by the mean count per user (every target weighs the same, and an average
     # user's loss, so α's meaning, is as with "user")
     loss_weighting: Literal["user", "target"] = "user"
+    # False: the control without alignment. Every inner gradient is taken at Θ (the inner steps do not move), so
+    # the outer gradient is α Σ_i g_i(Θ): the same users, scale and Adam, without the term that rewards alignment
+    align: bool = True
     vectorize: bool = True  # run the P > 1 chains at once with torch.func.vmap where the backbone allows it
     user_batch: int = 128  # cap on one user's mini-batch (Caser windows)
     disc_hidden: int = 50  # discriminator MLP hidden width

@@ -20,7 +20,8 @@ min–max of Eq. 10 (``tests/test_tp.py`` checks this against the explicit two-g
 model's gradient untouched.
 
 ``P`` (a harness extension; P = 1 is the paper's algorithm) runs P inner chains from the same Θ, each on its own k
-users, and averages their deltas (batched Reptile).
+users, and averages their deltas (batched Reptile). ``align`` False (the control without alignment) takes every
+inner gradient at Θ: the chain's delta is α Σ_i g_i(Θ), Θ − θ_k without the inner steps' moves.
 """
 
 from __future__ import annotations
@@ -90,12 +91,14 @@ def reptile_outer_step(
     k: int,
     alpha: float,
     optimizers: list[torch.optim.Optimizer],
+    align: bool = True,
 ) -> None:
     """Algorithm 1's outer iteration on ``params`` (θ and θ_d together).
 
     ``inner_grad(c, i)`` returns the gradients, at the current parameters, for inner step ``i`` of chain ``c``.
     Each of the P chains starts from the snapshot Θ and takes k plain-SGD steps of size ``alpha``; the
-    parameters are restored to Θ and the optimizers take one step with gradient mean_c(Θ − θ_k^c).
+    parameters are restored to Θ and the optimizers take one step with gradient mean_c(Θ − θ_k^c). Without
+    ``align`` each inner step is undone after its gradient is taken, so every gradient is taken at Θ.
     """
     start = [p.detach().clone() for p in params]
     delta = [torch.zeros_like(p) for p in params]
@@ -105,6 +108,10 @@ def reptile_outer_step(
             with torch.no_grad():
                 for p, g in zip(params, grads):
                     p.sub_(alpha * g)
+                if not align:  # bank the step's share of Θ − θ_k, and go back to Θ
+                    for dl, s, p in zip(delta, start, params):
+                        dl.add_(s - p)
+                        p.copy_(s)
         with torch.no_grad():
             for dl, s, p in zip(delta, start, params):
                 dl.add_(s - p)  # Θ − θ_k; the optimizer's step subtracts it, moving θ toward the inner result

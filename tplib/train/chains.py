@@ -16,6 +16,8 @@
   SGD from Θ), and the sums are added into the touched rows of the full table with weight α / P (``index_add``
   with ``alpha``: no pass of its own over the deltas), which is the mean over chains of the reference (up to
   rounding). With P = 1 there is nothing to vectorise and the plain loop runs.
+- Without ``tp.align`` (the control without alignment) every inner step reads Θ, as step 0 does: each chain's
+  delta is α Σ_i g_i(Θ).
 
 The chains are independent, so which chains share a group changes nothing; a group's left-padded inputs are cut to
 its longest real input (backbones with ``trims_left_padding``): padded columns carry no target and do not change
@@ -246,7 +248,11 @@ class ChainEngine:
                 if flat is not None and c == 0:
                     flat.append(torch.cat([grads[n].reshape(-1) for n in grads if n.startswith("model.")]))
                 with torch.no_grad():
-                    params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
+                    if self.tp.align:
+                        params = {n: params[n] - self.tp.alpha * grads[n] for n in params}
+                    else:  # every gradient at Θ: bank the step's share of Θ − θ_k instead of taking it
+                        for n in delta:
+                            delta[n] += self.tp.alpha * grads[n]
             for n in delta:
                 delta[n] += start[n] - params[n]
         return ({kind: [r] for kind, r in rows.items()},
@@ -315,8 +321,9 @@ class ChainEngine:
         slot = np.zeros(P, dtype=np.int64)  # where each chain's dense parameters are in ``dense`` after step 0
         earlier: list[tuple[dict, dict]] = []  # per step: sorted global row keys per kind, the gradients on them
         chain0: list[dict] = []  # chain 0's model gradients per step, {name: (global rows or None, gradient)}
+        moves = self.tp.align  # without alignment every step reads Θ, as step 0 does
         for i in range(k):
-            keep = i < k - 1  # the next step reads this step's result
+            keep = moves and i < k - 1  # the next step reads this step's result
             after: dict[str, torch.Tensor] = {}  # the dense parameters after this step, group after group
             next_slot, filled = np.zeros(P, dtype=np.int64), 0
             step_keys: dict[str, list[torch.Tensor]] = defaultdict(list)
@@ -344,10 +351,10 @@ class ChainEngine:
                             back = self._earlier(e_grads[n], *f[kind]).view(params[n].shape)
                             params[n] = torch.add(params[n], back, alpha=-alpha)
                     else:
-                        params[n] = dense[n] if i == 0 else dense[n][sidx]
+                        params[n] = dense[n] if i == 0 or not moves else dense[n][sidx]
                 buffers = {n: (v[padded[self.sparse[n]]] if n in self.sparse else v.expand(G, *v.shape))
                            for n, v in buffers_full.items()}
-                dims = {n: 0 if i > 0 or n in self.sparse else None for n in params}
+                dims = {n: 0 if (i > 0 and moves) or n in self.sparse else None for n in params}
                 step = torch.func.vmap(self._grad_vmap, in_dims=(dims, 0, 0, 0, 0, 0, 0), randomness="different")
                 with vmap_path(self.model):
                     grads, aux[gidx, i] = step(params, buffers, *(local[f] for f in BATCH_FIELDS), lab)

@@ -73,7 +73,7 @@ class TPUpdater:
             return g + g_d
 
         reptile_outer_step(self.theta + self.theta_d, inner, users.shape[0], users.shape[1], self.tp.alpha,
-                           [self.opt, self.opt_d])
+                           [self.opt, self.opt_d], self.tp.align)
         if diag is not None:
             record_alignment(diag, flat, self.is_head[users[0]])
         self.outer_steps += 1
@@ -106,7 +106,11 @@ class TPUpdater:
 
     def _record_share(self, diag: dict, batches: list[Batch], users: np.ndarray) -> None:
         """The alignment term's share of chain 0's update (``users``: its k users), at the parameters before the
-        outer step (:func:`tplib.train.diagnostics.alignment_share`)."""
+        outer step (:func:`tplib.train.diagnostics.alignment_share`); 0 without ``tp.align``, whose update has no
+        such term."""
+        if not self.tp.align:
+            diag["align_share"].append(0.0)
+            return
         steps = [(b, self.labels[int(u)].expand(b.users.shape[0])) for b, u in zip(batches, users)]
         diag["align_share"].append(alignment_share(self.objective, steps, self.tp.alpha))
 
