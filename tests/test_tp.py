@@ -85,12 +85,17 @@ def quadratic(A, b):
     return (lambda th: A.T @ (A @ th - b)), A.T @ A
 
 
-def test_reptile_k2_direction_and_size_on_a_quadratic():
+def two_quadratics(d: int):
+    """Two seeded d-dimensional quadratics' gradients g1, g2, the second's Hessian H2, and a start Θ (float64)."""
     torch.manual_seed(0)
-    d = 5
-    (g1, _), (g2, H2) = [quadratic(torch.randn(d, d, dtype=torch.float64), torch.randn(d, dtype=torch.float64)) for _ in range(2)]
-    Theta = torch.randn(d, dtype=torch.float64)
-    alpha = 0.05
+    (g1, _), (g2, H2) = [quadratic(torch.randn(d, d, dtype=torch.float64), torch.randn(d, dtype=torch.float64))
+                         for _ in range(2)]
+    return g1, g2, H2, torch.randn(d, dtype=torch.float64)
+
+
+def test_reptile_k2_direction_and_size_on_a_quadratic():
+    d, alpha = 5, 0.05
+    g1, g2, H2, Theta = two_quadratics(d)
     theta = Theta.clone().requires_grad_(True)
     grads = [g1, g2]
     inner = lambda c, i: [grads[i](theta.detach())]  # noqa: E731
@@ -113,11 +118,8 @@ def test_reptile_k2_direction_and_size_on_a_quadratic():
 def test_without_alignment_every_inner_gradient_is_taken_at_the_start():
     """tp.align false on the quadratic of the test above: Θ − θ is α(g1(Θ) + g2(Θ)) exactly, without the
     −α² H2 g1(Θ) term that the moving inner steps add."""
-    torch.manual_seed(0)
-    d = 5
-    (g1, _), (g2, H2) = [quadratic(torch.randn(d, d, dtype=torch.float64), torch.randn(d, dtype=torch.float64)) for _ in range(2)]
-    Theta = torch.randn(d, dtype=torch.float64)
-    alpha = 0.05
+    d, alpha = 5, 0.05
+    g1, g2, H2, Theta = two_quadratics(d)
     theta = Theta.clone().requires_grad_(True)
     seen = []
 
