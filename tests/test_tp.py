@@ -33,39 +33,48 @@ def setup(backbone="sasrec", sets=(), seed=0):
     model = build_model(backbone, ds.n_items, ds.n_users, cfg.model)
     split = make_split(ds, seed)
     mode = "sequence" if model.all_positions else "window"
-    sampler = TrainSampler(ds, split, model.input_len, mode, np.random.default_rng(5), cfg.model.caser_T)
-    return ds, cfg, model, split, sampler
+    return ds, cfg, model, split, twin_sampler(ds, split, model, mode, cfg)
 
 
-@pytest.mark.parametrize("backbone", ["sasrec", "caser"])
-def test_k1_lambda0_is_adam_on_single_user_sgd_steps(backbone):
-    """k = 1, λ = 0: the inner step is plain SGD on one user's mini-batch (Θ − θ_1 = α ∇L), so the outer update
-    is exactly an Adam step (lr β) on α·∇L of that single user's batch. Compared parameter by parameter, in
-    float64 (in float32, Θ − (Θ − αg) rounds g's tiniest entries, which Adam's normalisation then magnifies)."""
+def twin_sampler(ds, split, model, mode, cfg):
+    """A sampler in the state `setup`'s starts in: it draws the same mini-batches."""
+    return TrainSampler(ds, split, model.input_len, mode, np.random.default_rng(5), cfg.model.caser_T)
+
+
+@pytest.fixture
+def float64():
+    """The test runs in float64 (in float32, Θ − (Θ − αg) rounds g's tiniest entries, which Adam's normalisation
+    then magnifies), and float32 is restored whatever happens."""
     torch.set_default_dtype(torch.float64)
-    try:
-        _k1_lambda0(backbone)
-    finally:
-        torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(torch.float32)
 
 
-def _k1_lambda0(backbone):
-    ds, cfg, model, split, sampler = setup(backbone, ["tp.k=1", "tp.lam=0", "tp.alpha=0.05"])
+def assert_adam_on_alpha_summed_gradients(backbone, sets, steps):
+    """Each of TP's outer steps (P 1, users `steps[i]`) equals one Adam step (lr β) on α times the summed gradient of
+    those users' mini-batch losses, all taken at the step's start: compared parameter by parameter."""
+    ds, cfg, model, split, sampler = setup(backbone, sets)
     ref_model = copy.deepcopy(model)
-    ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5), cfg.model.caser_T)
+    ref_sampler = twin_sampler(ds, split, model, sampler.mode, cfg)
     ref_opt = adam(ref_model.parameters(), cfg.tp.beta)
     up = TPUpdater(cfg, model, sampler, split, ds)
-    for step, u in enumerate([3, 7, 3, 11]):
-        up.outer_step(sampler, np.array([[u]]))
-        batch = ref_sampler.user_batch(u, cfg.tp.user_batch)
-        loss = bce_loss(ref_model, batch).loss
+    for step, users in enumerate(steps):
+        up.outer_step(sampler, np.array([users]))
+        loss = sum(bce_loss(ref_model, ref_sampler.user_batch(u, cfg.tp.user_batch)).loss for u in users)
         ref_opt.zero_grad()
         loss.backward()
         for p in ref_model.parameters():
-            p.grad = cfg.tp.alpha * p.grad  # the outer "gradient" Θ − θ_1 = α ∇L
+            p.grad = cfg.tp.alpha * p.grad
         ref_opt.step()
         for (name, a), b in zip(model.named_parameters(), ref_model.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=f"step {step}: {name}")
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "caser"])
+def test_k1_lambda0_is_adam_on_single_user_sgd_steps(backbone, float64):
+    """k = 1, λ = 0: the inner step is plain SGD on one user's mini-batch (Θ − θ_1 = α ∇L), so the outer update
+    is exactly an Adam step (lr β) on α·∇L of that single user's batch."""
+    assert_adam_on_alpha_summed_gradients(backbone, ["tp.k=1", "tp.lam=0", "tp.alpha=0.05"], [[3], [7], [3], [11]])
 
 
 def test_inner_step_is_plain_sgd():
@@ -134,29 +143,11 @@ def test_without_alignment_every_inner_gradient_is_taken_at_the_start():
 
 
 @pytest.mark.parametrize("backbone", ["sasrec", "caser"])
-def test_without_alignment_the_outer_step_is_adam_on_the_users_summed_gradient(backbone):
+def test_without_alignment_the_outer_step_is_adam_on_the_users_summed_gradient(backbone, float64):
     """tp.align false, k 2, λ 0: one outer step is exactly an Adam step (lr β) on α(∇L_u1 + ∇L_u2), both users'
-    mini-batch losses differentiated at the same parameters (float64, as in the k = 1 test)."""
-    torch.set_default_dtype(torch.float64)
-    try:
-        ds, cfg, model, split, sampler = setup(backbone, ["tp.k=2", "tp.lam=0", "tp.alpha=0.05", "tp.align=false"])
-        ref_model = copy.deepcopy(model)
-        ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5),
-                                   cfg.model.caser_T)
-        ref_opt = adam(ref_model.parameters(), cfg.tp.beta)
-        up = TPUpdater(cfg, model, sampler, split, ds)
-        for step, (u, v) in enumerate([(3, 7), (3, 11), (5, 2)]):
-            up.outer_step(sampler, np.array([[u, v]]))
-            loss = sum(bce_loss(ref_model, ref_sampler.user_batch(w, cfg.tp.user_batch)).loss for w in (u, v))
-            ref_opt.zero_grad()
-            loss.backward()
-            for p in ref_model.parameters():
-                p.grad = cfg.tp.alpha * p.grad
-            ref_opt.step()
-            for (name, a), b in zip(model.named_parameters(), ref_model.parameters()):
-                torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=f"step {step}: {name}")
-    finally:
-        torch.set_default_dtype(torch.float32)
+    mini-batch losses differentiated at the same parameters."""
+    assert_adam_on_alpha_summed_gradients(backbone, ["tp.k=2", "tp.lam=0", "tp.alpha=0.05", "tp.align=false"],
+                                          [[3, 7], [3, 11], [5, 2]])
 
 
 def test_P_chains_average_their_deltas():
@@ -274,7 +265,7 @@ def test_unknown_method():
      ("sasrec", 1, "noalign"), ("caser", 1, "noalign"), ("sasrec", 4, "noalign"), ("gru4rec", 4, "noalign"),
      ("caser", 4, "noalign")],
 )
-def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatch):
+def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatch, float64):
     """The fast path (local sparse tables, vmap over chains) gives the same update as the plain reference.
     "split": vectorised, with the chains run in two vmap groups that change from one inner step to the next
     (chain 0, the diagnostics', second in the second group, then first in the first).
@@ -306,41 +297,36 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
         monkeypatch.setattr(ChainEngine, "_stack", spy)
         sets.append("model.max_len=40")
         vectorize = True
-    torch.set_default_dtype(torch.float64)
-    try:
-        sets.append(f"tp.vectorize={vectorize}")
-        ds, cfg, model, split, sampler = setup(backbone, sets)
-        assert CAPABILITIES[backbone].vmappable  # so P > 1 with tp.vectorize really runs the chains under vmap
-        ref_model = copy.deepcopy(model)
-        ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5),
-                                   cfg.model.caser_T)
-        torch.manual_seed(3)
-        fast = TPUpdater(cfg, model, sampler, split, ds)
-        torch.manual_seed(3)
-        ref = TPUpdater(cfg, ref_model, ref_sampler, split, ds)
-        rng = np.random.default_rng(0)
-        d_fast: dict = defaultdict(list)
-        d_ref: dict = defaultdict(list)
-        for _ in range(3):
-            users = rng.integers(0, len(sampler.users), size=(P, k))
-            # the reference draws batches chain by chain, step by step: the fast path draws them in that order too
-            s_fast = fast.outer_step(sampler, users, d_fast)
-            s_ref = ref.outer_step_reference(ref_sampler, users, d_ref, draw_at_once=P > 1 and vectorize)
-            for a, b in zip(s_fast, s_ref):
-                assert a["loss"] == pytest.approx(b["loss"]) and a["adv_loss"] == pytest.approx(b["adv_loss"])
-        for (n, a), b in zip(fast.objective.named_parameters(), ref.objective.parameters()):
-            torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10, msg=n)
-        # the mechanism diagnostics (chain 0's inner gradients, on local rows) agree with the full-table ones
-        d_ref_share = list(d_ref["align_share"])
-        assert sorted(d_fast) == sorted(d_ref) and len(d_ref.pop("align_share")) == 3  # one per outer step
-        assert sum(len(v) for v in d_ref.values()) == 3 * k * (k - 1)
-        assert d_fast.pop("align_share") == pytest.approx(d_ref_share, rel=1e-7)
-        for key in d_ref:
-            assert d_fast[key] == pytest.approx(d_ref[key], rel=1e-7), key
-        if widths:  # "trim": every group was cut below max_len, and groups of different lengths ran
-            assert model.input_len == 40 and max(widths) < 40 and len(set(widths)) > 1, widths
-    finally:
-        torch.set_default_dtype(torch.float32)
+    sets.append(f"tp.vectorize={vectorize}")
+    ds, cfg, model, split, sampler = setup(backbone, sets)
+    assert CAPABILITIES[backbone].vmappable  # so P > 1 with tp.vectorize really runs the chains under vmap
+    ref_model = copy.deepcopy(model)
+    ref_sampler = twin_sampler(ds, split, model, sampler.mode, cfg)
+    torch.manual_seed(3)
+    fast = TPUpdater(cfg, model, sampler, split, ds)
+    torch.manual_seed(3)
+    ref = TPUpdater(cfg, ref_model, ref_sampler, split, ds)
+    rng = np.random.default_rng(0)
+    d_fast: dict = defaultdict(list)
+    d_ref: dict = defaultdict(list)
+    for _ in range(3):
+        users = rng.integers(0, len(sampler.users), size=(P, k))
+        # the reference draws batches chain by chain, step by step: the fast path draws them in that order too
+        s_fast = fast.outer_step(sampler, users, d_fast)
+        s_ref = ref.outer_step_reference(ref_sampler, users, d_ref, draw_at_once=P > 1 and vectorize)
+        for a, b in zip(s_fast, s_ref):
+            assert a["loss"] == pytest.approx(b["loss"]) and a["adv_loss"] == pytest.approx(b["adv_loss"])
+    for (n, a), b in zip(fast.objective.named_parameters(), ref.objective.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10, msg=n)
+    # the mechanism diagnostics (chain 0's inner gradients, on local rows) agree with the full-table ones
+    d_ref_share = list(d_ref["align_share"])
+    assert sorted(d_fast) == sorted(d_ref) and len(d_ref.pop("align_share")) == 3  # one per outer step
+    assert sum(len(v) for v in d_ref.values()) == 3 * k * (k - 1)
+    assert d_fast.pop("align_share") == pytest.approx(d_ref_share, rel=1e-7)
+    for key in d_ref:
+        assert d_fast[key] == pytest.approx(d_ref[key], rel=1e-7), key
+    if widths:  # "trim": every group was cut below max_len, and groups of different lengths ran
+        assert model.input_len == 40 and max(widths) < 40 and len(set(widths)) > 1, widths
 
 
 def test_group_chains_by_size():
@@ -448,37 +434,32 @@ def test_per_target_weighting_reaches_the_vectorised_chains():
 # Which user each inner step trains on, and with which head/tail label; the loss and the baseline's step
 
 
-def test_each_inner_step_trains_on_its_own_user():
+def test_each_inner_step_trains_on_its_own_user(float64):
     """P = 1, k = 2, λ = 0: the outer step is Adam on α(g_a(Θ) + g_b(Θ − α g_a(Θ))), users a then b."""
-    torch.set_default_dtype(torch.float64)
-    try:
-        ds, cfg, model, split, sampler = setup("sasrec", ["tp.k=2", "tp.lam=0", "tp.alpha=0.05"])
-        ref = copy.deepcopy(model)
-        ref_sampler = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5),
-                                   cfg.model.caser_T)
-        up = TPUpdater(cfg, model, sampler, split, ds)
-        drawn = up.draw(copy.deepcopy(sampler), np.array([[3, 7]]), False)
-        assert [int(b.users.unique()) for b in drawn[0]] == [int(split.existing[3]), int(split.existing[7])]
-        up.outer_step(sampler, np.array([[3, 7]]))
-        # by hand: two plain SGD steps on the users' own mini-batches, then one Adam step on Θ − θ_2
-        start = [p.detach().clone() for p in ref.parameters()]
-        batches = [ref_sampler.user_batch(3, cfg.tp.user_batch), ref_sampler.user_batch(7, cfg.tp.user_batch)]
-        for b in batches:
-            grads = torch.autograd.grad(bce_loss(ref, b).loss, list(ref.parameters()), allow_unused=True)
-            with torch.no_grad():
-                for p, g in zip(ref.parameters(), grads):
-                    if g is not None:
-                        p.sub_(cfg.tp.alpha * g)
-        opt = adam(ref.parameters(), cfg.tp.beta)
+    ds, cfg, model, split, sampler = setup("sasrec", ["tp.k=2", "tp.lam=0", "tp.alpha=0.05"])
+    ref = copy.deepcopy(model)
+    ref_sampler = twin_sampler(ds, split, model, sampler.mode, cfg)
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    drawn = up.draw(copy.deepcopy(sampler), np.array([[3, 7]]), False)
+    assert [int(b.users.unique()) for b in drawn[0]] == [int(split.existing[3]), int(split.existing[7])]
+    up.outer_step(sampler, np.array([[3, 7]]))
+    # by hand: two plain SGD steps on the users' own mini-batches, then one Adam step on Θ − θ_2
+    start = [p.detach().clone() for p in ref.parameters()]
+    batches = [ref_sampler.user_batch(3, cfg.tp.user_batch), ref_sampler.user_batch(7, cfg.tp.user_batch)]
+    for b in batches:
+        grads = torch.autograd.grad(bce_loss(ref, b).loss, list(ref.parameters()), allow_unused=True)
         with torch.no_grad():
-            for p, s in zip(ref.parameters(), start):
-                p.grad = s - p.detach()
-                p.copy_(s)
-        opt.step()
-        for (name, a), b in zip(model.named_parameters(), ref.parameters()):
-            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
-    finally:
-        torch.set_default_dtype(torch.float32)
+            for p, g in zip(ref.parameters(), grads):
+                if g is not None:
+                    p.sub_(cfg.tp.alpha * g)
+    opt = adam(ref.parameters(), cfg.tp.beta)
+    with torch.no_grad():
+        for p, s in zip(ref.parameters(), start):
+            p.grad = s - p.detach()
+            p.copy_(s)
+    opt.step()
+    for (name, a), b in zip(model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
 
 
 @pytest.mark.filterwarnings("ignore:There is a performance drop")
@@ -596,56 +577,52 @@ def test_a_baseline_epoch_is_one_adam_step_downhill():
     assert bce_loss(model, batch).loss < before
 
 
-def test_alignment_share_by_hand_and_training_unchanged():
+def test_alignment_share_by_hand_and_training_unchanged(float64):
     """The share logged for chain 0 equals ||G − G_0|| / ||G|| computed by hand (two inner steps of plain autograd
     on copies, dropout off), and logging it changes no parameter of the step; with k = 1 it is exactly 0."""
-    torch.set_default_dtype(torch.float64)
-    try:
-        ds, cfg, model, split, sampler = setup("sasrec", ["tp.k=2", "tp.alpha=0.5", "tp.lam=0.5", "model.dropout=0.3"])
-        plain = copy.deepcopy(model)
-        twin = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5), cfg.model.caser_T)
-        torch.manual_seed(1)
-        up = TPUpdater(cfg, model, sampler, split, ds)
-        torch.manual_seed(1)
-        up_plain = TPUpdater(cfg, plain, twin, split, ds)
-        hand_model, hand_disc = copy.deepcopy(model), copy.deepcopy(up.disc)
-        users = np.array([[4, 9]])
-        diag: dict = defaultdict(list)
-        torch.manual_seed(2)
-        up.outer_step(sampler, users, diag)
-        torch.manual_seed(2)
-        up_plain.outer_step(twin, users)
-        for a, b in zip(up.objective.parameters(), up_plain.objective.parameters()):
-            assert torch.equal(a, b)  # the diagnostic drew nothing and restored everything
+    ds, cfg, model, split, sampler = setup("sasrec", ["tp.k=2", "tp.alpha=0.5", "tp.lam=0.5", "model.dropout=0.3"])
+    plain = copy.deepcopy(model)
+    twin = twin_sampler(ds, split, model, sampler.mode, cfg)
+    torch.manual_seed(1)
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    torch.manual_seed(1)
+    up_plain = TPUpdater(cfg, plain, twin, split, ds)
+    hand_model, hand_disc = copy.deepcopy(model), copy.deepcopy(up.disc)
+    users = np.array([[4, 9]])
+    diag: dict = defaultdict(list)
+    torch.manual_seed(2)
+    up.outer_step(sampler, users, diag)
+    torch.manual_seed(2)
+    up_plain.outer_step(twin, users)
+    for a, b in zip(up.objective.parameters(), up_plain.objective.parameters()):
+        assert torch.equal(a, b)  # the diagnostic drew nothing and restored everything
 
-        # by hand: the same two mini-batches (a sampler in the same state draws them), dropout off
-        third = TrainSampler(ds, split, model.input_len, sampler.mode, np.random.default_rng(5), cfg.model.caser_T)
-        batches = [third.user_batch(int(u), cfg.tp.user_batch) for u in users[0]]
-        hand_model.eval()
-        hand_disc.eval()
-        params = [*hand_model.parameters(), *hand_disc.parameters()]
-        n_model = len(list(hand_model.parameters()))
+    # by hand: the same two mini-batches (a sampler in the same state draws them), dropout off
+    third = twin_sampler(ds, split, model, sampler.mode, cfg)
+    batches = [third.user_batch(int(u), cfg.tp.user_batch) for u in users[0]]
+    hand_model.eval()
+    hand_disc.eval()
+    params = [*hand_model.parameters(), *hand_disc.parameters()]
+    n_model = len(list(hand_model.parameters()))
 
-        def grad_at(b, u):
-            out = bce_loss(hand_model, b)
-            bce_d, _ = adversarial_loss(hand_disc, out, up.labels[u].expand(b.users.shape[0]), cfg.tp.lam)
-            return torch.autograd.grad(out.loss + bce_d, params, allow_unused=True)
+    def grad_at(b, u):
+        out = bce_loss(hand_model, b)
+        bce_d, _ = adversarial_loss(hand_disc, out, up.labels[u].expand(b.users.shape[0]), cfg.tp.lam)
+        return torch.autograd.grad(out.loss + bce_d, params, allow_unused=True)
 
-        zero = [torch.zeros_like(p) for p in params]
-        g1 = [z if g is None else g for z, g in zip(zero, grad_at(batches[0], users[0, 0]))]
-        g2_start = [z if g is None else g for z, g in zip(zero, grad_at(batches[1], users[0, 1]))]
-        with torch.no_grad():
-            for p, g in zip(params, g1):
-                p.sub_(cfg.tp.alpha * g)
-        g2 = [z if g is None else g for z, g in zip(zero, grad_at(batches[1], users[0, 1]))]
-        diff = sum(((a - b) ** 2).sum() for a, b in zip(g2[:n_model], g2_start[:n_model])).sqrt()
-        norm = sum(((a + b) ** 2).sum() for a, b in zip(g1[:n_model], g2[:n_model])).sqrt()
-        assert diag["align_share"] == [pytest.approx(float(diff / norm), rel=1e-9)]
-        assert 0 < diag["align_share"][0] < 1
+    zero = [torch.zeros_like(p) for p in params]
+    g1 = [z if g is None else g for z, g in zip(zero, grad_at(batches[0], users[0, 0]))]
+    g2_start = [z if g is None else g for z, g in zip(zero, grad_at(batches[1], users[0, 1]))]
+    with torch.no_grad():
+        for p, g in zip(params, g1):
+            p.sub_(cfg.tp.alpha * g)
+    g2 = [z if g is None else g for z, g in zip(zero, grad_at(batches[1], users[0, 1]))]
+    diff = sum(((a - b) ** 2).sum() for a, b in zip(g2[:n_model], g2_start[:n_model])).sqrt()
+    norm = sum(((a + b) ** 2).sum() for a, b in zip(g1[:n_model], g2[:n_model])).sqrt()
+    assert diag["align_share"] == [pytest.approx(float(diff / norm), rel=1e-9)]
+    assert 0 < diag["align_share"][0] < 1
 
-        ds, cfg, model, split, sampler = setup("caser", ["tp.k=1"])
-        diag = defaultdict(list)
-        TPUpdater(cfg, model, sampler, split, ds).outer_step(sampler, np.array([[3]]), diag)
-        assert diag["align_share"] == [0.0]  # one inner step: G is the gradient at Θ
-    finally:
-        torch.set_default_dtype(torch.float32)
+    ds, cfg, model, split, sampler = setup("caser", ["tp.k=1"])
+    diag = defaultdict(list)
+    TPUpdater(cfg, model, sampler, split, ds).outer_step(sampler, np.array([[3]]), diag)
+    assert diag["align_share"] == [0.0]  # one inner step: G is the gradient at Θ
