@@ -50,6 +50,18 @@ def float64():
     torch.set_default_dtype(torch.float32)
 
 
+def twin_updaters(backbone, sets, seed):
+    """Two TP updaters on identical copies of `setup`'s model and sampler, each built after torch.manual_seed(seed)
+    (so their discriminators start equal): (ds, cfg, split, sampler, updater, twin's sampler, twin updater)."""
+    ds, cfg, model, split, sampler = setup(backbone, sets)
+    twin_model = copy.deepcopy(model)
+    twin = twin_sampler(ds, split, model, sampler.mode, cfg)
+    torch.manual_seed(seed)
+    up = TPUpdater(cfg, model, sampler, split, ds)
+    torch.manual_seed(seed)
+    return ds, cfg, split, sampler, up, twin, TPUpdater(cfg, twin_model, twin, split, ds)
+
+
 def assert_adam_on_alpha_summed_gradients(backbone, sets, steps):
     """Each of TP's outer steps (P 1, users `steps[i]`) equals one Adam step (lr β) on α times the summed gradient of
     those users' mini-batch losses, all taken at the step's start: compared parameter by parameter."""
@@ -298,14 +310,9 @@ def test_fast_outer_step_equals_the_reference(backbone, P, vectorize, monkeypatc
         sets.append("model.max_len=40")
         vectorize = True
     sets.append(f"tp.vectorize={vectorize}")
-    ds, cfg, model, split, sampler = setup(backbone, sets)
+    ds, cfg, split, sampler, fast, ref_sampler, ref = twin_updaters(backbone, sets, 3)
+    model = fast.model
     assert CAPABILITIES[backbone].vmappable  # so P > 1 with tp.vectorize really runs the chains under vmap
-    ref_model = copy.deepcopy(model)
-    ref_sampler = twin_sampler(ds, split, model, sampler.mode, cfg)
-    torch.manual_seed(3)
-    fast = TPUpdater(cfg, model, sampler, split, ds)
-    torch.manual_seed(3)
-    ref = TPUpdater(cfg, ref_model, ref_sampler, split, ds)
     rng = np.random.default_rng(0)
     d_fast: dict = defaultdict(list)
     d_ref: dict = defaultdict(list)
@@ -580,13 +587,9 @@ def test_a_baseline_epoch_is_one_adam_step_downhill():
 def test_alignment_share_by_hand_and_training_unchanged(float64):
     """The share logged for chain 0 equals ||G − G_0|| / ||G|| computed by hand (two inner steps of plain autograd
     on copies, dropout off), and logging it changes no parameter of the step; with k = 1 it is exactly 0."""
-    ds, cfg, model, split, sampler = setup("sasrec", ["tp.k=2", "tp.alpha=0.5", "tp.lam=0.5", "model.dropout=0.3"])
-    plain = copy.deepcopy(model)
-    twin = twin_sampler(ds, split, model, sampler.mode, cfg)
-    torch.manual_seed(1)
-    up = TPUpdater(cfg, model, sampler, split, ds)
-    torch.manual_seed(1)
-    up_plain = TPUpdater(cfg, plain, twin, split, ds)
+    ds, cfg, split, sampler, up, twin, up_plain = twin_updaters(
+        "sasrec", ["tp.k=2", "tp.alpha=0.5", "tp.lam=0.5", "model.dropout=0.3"], 1)
+    model = up.model
     hand_model, hand_disc = copy.deepcopy(model), copy.deepcopy(up.disc)
     users = np.array([[4, 9]])
     diag: dict = defaultdict(list)
