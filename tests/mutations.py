@@ -269,6 +269,13 @@ MUTATIONS: list[Mutation] = [
         (f"{TP}test_without_alignment_every_inner_gradient_is_taken_at_the_start",
          f"{TP}test_fast_outer_step_equals_the_reference"),
     ),
+    Mutation(
+        "16-resume-needs-every-key", "a resume state that predates a setting is thrown away",
+        "tplib/train/loop.py",
+        'if with_defaults(saved.get("config")) != cfg.to_dict()',
+        'if saved.get("config") != cfg.to_dict()',
+        ("tests/test_resume.py::test_resume_state_written_before_a_setting_existed_is_resumed",),
+    ),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".snakemake",

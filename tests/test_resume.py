@@ -85,6 +85,26 @@ def test_resume_state_of_another_config_is_ignored(tmp_path, monkeypatch):
     assert finished(tmp_path / "run")[1] == finished(tmp_path / "fresh")[1]
 
 
+def test_resume_state_written_before_a_setting_existed_is_resumed(tmp_path, monkeypatch):
+    """A resume state whose config lacks a setting (written before the setting existed) ran with the setting's
+    default, so a run at that default resumes from it, to the same numbers; at another value it starts afresh."""
+    ds = synthetic()
+    cfg = build_config("gru4rec", "tp", 3, ds.name, parse_sets(SETS))
+    fit(cfg, ds, tmp_path / "straight")
+    killed_fit(monkeypatch, cfg, ds, tmp_path / "run")
+    saved = torch.load(tmp_path / "run" / RESUME, weights_only=False)
+    assert saved["config"]["tp"].pop("align") is True
+    torch.save(saved, tmp_path / "run" / RESUME)
+    summary = fit(cfg, ds, tmp_path / "run")
+    assert summary["resumed_at_epochs"] == [2]
+    assert finished(tmp_path / "run")[1] == finished(tmp_path / "straight")[1]
+
+    killed_fit(monkeypatch, cfg, ds, tmp_path / "other")
+    torch.save(saved, tmp_path / "other" / RESUME)
+    noalign = build_config("gru4rec", "tp", 3, ds.name, parse_sets([*SETS, "tp.align=false"]))
+    assert fit(noalign, ds, tmp_path / "other")["resumed_at_epochs"] == []
+
+
 def test_no_resume_starts_from_scratch(tmp_path, monkeypatch):
     ds = synthetic()
     cfg = build_config("sasrec", "baseline", 3, ds.name, parse_sets(SETS))

@@ -344,3 +344,14 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     cfg.check()
     return cfg
 
+
+def with_defaults(recorded: Any) -> Any:
+    """A config written by :meth:`RunConfig.to_dict`, with every setting it lacks (it predates the setting) at
+    its default, which is the behaviour it was written with: a new setting's default is always the old behaviour.
+    A config this version cannot read (a setting since removed, a required one missing) comes back as it is, and
+    so compares unequal."""
+    try:
+        return config_from_dict(recorded).to_dict()
+    except (ConfigError, TypeError):  # TypeError: a required field (backbone, method, ...) is missing
+        return recorded
+

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from tplib.config import build_config, config_from_dict, parse_sets
+from tplib.config import build_config, parse_sets, with_defaults
 
 Run = namedtuple("Run", ["study", "dataset", "backbone", "variant", "seed"])
 
@@ -235,10 +235,7 @@ def config_conflicts(recorded: dict[str, Any], wanted: dict[str, Any]) -> list[s
     the config the workflow asks for now, device and threads aside; the dataset as recorded is taken as asked. A
     setting the recorded config lacks (the run predates it) counts at its default, which is the behaviour the run
     had: a new setting's default is always the old behaviour."""
-    try:
-        recorded = config_from_dict(recorded).to_dict()
-    except Exception:  # ConfigError: a config this version cannot read is compared as it is
-        pass
+    recorded = with_defaults(recorded)
     out = []
     for section, values in wanted.items():
         if not isinstance(values, dict):

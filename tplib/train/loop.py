@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from tplib.config import RunConfig
+from tplib.config import RunConfig, with_defaults
 from tplib.data.dataset import SeqDataset, Split, make_split
 from tplib.data.sampler import TrainSampler
 from tplib.evaluate import validation_ranks
@@ -203,7 +203,7 @@ def _load_resume(path: Path, cfg: RunConfig, ds: SeqDataset, device: torch.devic
     except Exception as e:  # an unreadable file cannot be resumed from; it will be overwritten
         log.warning("ignoring %s (unreadable: %s); training from scratch", path, e)
         return None
-    if saved.get("config") != cfg.to_dict() or saved.get("dataset") != _dataset_id(ds):
+    if with_defaults(saved.get("config")) != cfg.to_dict() or saved.get("dataset") != _dataset_id(ds):
         log.warning("ignoring %s: written for another config or dataset; training from scratch", path)
         return None
     saved["torch_rng"] = saved["torch_rng"].cpu()
