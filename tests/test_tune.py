@@ -15,7 +15,8 @@ from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset
 from tplib.train.loop import fit
 from tplib.io import ConfigError, DataError
-from tplib.tune import check_space, gather_trials, importances_of, stored_trials, suggest, tune
+from tplib.tune import (IMPORTANCE_MIN_TRIALS, check_space, gather_trials, importances_of, stored_trials,
+                        suggest, tune)
 
 SPACE = {"train.lr": {"log": [1e-3, 1e-2]}, "model.d": {"int": [8, 16, 8]}, "model.dropout": {"choice": [0.0, 0.5]}}
 BASE = ["train.max_epochs=2", "train.eval_every=1", "train.progress=false", "model.max_len=10"]
@@ -43,10 +44,8 @@ def test_trials_csv_and_best_json(tmp_path):
     complete = on_disk[on_disk["state"] == "COMPLETE"]
     assert best["value"] == complete["value"].max()
     assert best["sets"][: len(BASE)] == BASE and set(best["params"]) == set(SPACE)
-    # how much each setting mattered: shares over the searched settings
-    assert set(best["importances"]) == set(SPACE) and sum(best["importances"].values()) == pytest.approx(1, abs=1e-3)
-    # the same from the trials table alone (what the report reads)
-    assert importances_of(on_disk, SPACE) == best["importances"]
+    # how much each setting mattered: not said from three trials (the best quarter would be one trial)
+    assert best["importances"] == {} and importances_of(on_disk, SPACE) == {}
     # the best trial's settings, trained again as an ordinary run, give its value: a trial is a plain run
     cfg = build_config("sasrec", "baseline", 0, "tiny", parse_sets(best["sets"]))
     again = fit(cfg, tiny(), tmp_path / "again")
@@ -54,6 +53,22 @@ def test_trials_csv_and_best_json(tmp_path):
     row = on_disk[on_disk["trial"] == best["trial"]].iloc[0]
     assert (row["epochs"], row["best_epoch"]) == (again["epochs_run"], again["best_epoch"])
     assert (tmp_path / "optuna.db").is_file() and not (tmp_path / "trials").exists()  # no checkpoints kept
+
+
+def test_importances_from_enough_finished_trials_only():
+    """PED-ANOVA shares over the searched settings once IMPORTANCE_MIN_TRIALS trials finished (pruned ones do not
+    count), largest for the setting that decides the value; nothing below that."""
+    rng = np.random.default_rng(0)
+    rows = [{"study": "s", "state": "COMPLETE", "params_train.lr": lr, "params_model.d": int(rng.choice([8, 16])),
+             "params_model.dropout": float(rng.choice([0.0, 0.5])), "value": float(np.log10(lr))}
+            for lr in np.geomspace(1e-3, 1e-2, IMPORTANCE_MIN_TRIALS + 4)]
+    table = pd.DataFrame(rows)
+    shares = importances_of(table, SPACE)
+    assert set(shares) == set(SPACE) and sum(shares.values()) == pytest.approx(1, abs=1e-3)
+    assert max(shares, key=shares.get) == "train.lr"
+    few = table.iloc[: IMPORTANCE_MIN_TRIALS].copy()
+    few.loc[few.index[0], "state"] = "PRUNED"
+    assert importances_of(few, SPACE) == {} and importances_of(table.iloc[: IMPORTANCE_MIN_TRIALS], SPACE)
 
 
 def test_epochs_of_trials_that_recorded_none_come_from_their_validations(tmp_path):

@@ -191,19 +191,25 @@ def tune(
     return table
 
 
+IMPORTANCE_MIN_TRIALS = 8  # so that the best quarter, which PED-ANOVA contrasts with all, holds two trials
+
+
 def importances(study: Any) -> dict[str, float]:
     """How much each searched setting mattered, as shares summing to 1: Optuna's PED-ANOVA (no random numbers)
-    over the finished trials, contrasting the best quarter of them with all of them. Empty (with a log line) when
-    there are too few finished trials to say."""
+    over the finished trials, contrasting the best quarter of them with all of them. Empty when fewer than
+    IMPORTANCE_MIN_TRIALS trials finished (a "best quarter" of one trial says nothing) or Optuna cannot say."""
     import optuna
 
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(finished) < IMPORTANCE_MIN_TRIALS:
+        return {}
     evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=0.25)
     try:
         out = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (ValueError, RuntimeError) as e:
         log.warning("search %s: no importances (%s)", study.study_name, e)
         return {}
-    if not sum(out.values()):  # fewer than two finished trials: Optuna gives every setting 0
+    if not sum(out.values()):  # every trial alike: Optuna gives every setting 0
         return {}
     return {k: round(float(v), 4) for k, v in sorted(out.items())}
 

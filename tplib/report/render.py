@@ -28,6 +28,7 @@ from tplib.report import provenance as P
 from tplib.report import sections as S
 from tplib.report import tables as T
 from tplib.report.figures import label
+from tplib.tune import IMPORTANCE_MIN_TRIALS
 from tplib.report.load import ALPHA, Aggregate, load_aggregate
 from tplib.report.paper import PAPER_BACKBONES, PAPER_DATASETS
 
@@ -75,6 +76,7 @@ def build_context(
         "table3": t3,
         "studies": [T.study_blocks(agg, s, datasets, backbones) for s in study_order],
         "searches": T.search_blocks(agg, trials),
+        "tuning_importance_min": IMPORTANCE_MIN_TRIALS,
         "figures": [
             *S.main_figures(agg, main, datasets, backbones, figures_dir),
             *S.ablation_figures(agg, ablation, datasets, backbones, figures_dir),
