@@ -6,7 +6,7 @@
 For each α, a fresh model (seed 0) takes ``--steps`` outer steps on random users (one torch thread), then reads the
 outer Adam's state: for every entry with a second moment, ε's share of the step's denominator √v̂ + ε. The outer
 gradient Θ − θ_k scales with α while ε (10⁻⁸) does not, so a tiny α also slows the coordinates whose share is
-large: why the `controls` study removes alignment with ``tp.align: false`` instead of α → 0.
+large: why study `tuned`'s control removes alignment with ``tp.align: false`` instead of α → 0.
 """
 
 from __future__ import annotations

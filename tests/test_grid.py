@@ -184,11 +184,11 @@ def test_the_shipped_config_is_clean_and_runs_every_study(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)  # where no search has finished yet
     cfg = _load("config.yaml")
     assert check_studies(cfg, MANAGED) == []
-    assert studies_to_run(cfg) == ["paper", "ablation", "batched", "tuned", "controls", "alpha"]
+    assert studies_to_run(cfg) == ["paper", "ablation", "batched", "tuned", "alpha"]
     assert {cfg["report"]["main"], cfg["report"]["ablation"]} <= set(cfg["studies"])
     runs = all_runs(cfg)
     # paper 4 x 3 cells x 2 variants x 10 seeds; ablation (3 + 1) cells x 10 variants x 3 seeds; batched 1 x 4 x 3;
-    # alpha 1 x 2 x 1; tuned and controls: none until their searches finish
+    # alpha 1 x 2 x 1; tuned: none until its searches finish
     assert len(runs) == 240 + 120 + 12 + 2 and len(set(runs)) == len(runs)
     same = {json.dumps(st["protocol"], sort_keys=True) for st in cfg["studies"].values()}
     assert same == {json.dumps({"eval_every": 2, "max_epochs": 400, "min_epochs": 0, "patience": 50}, sort_keys=True)}
