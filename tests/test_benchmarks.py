@@ -112,3 +112,14 @@ def test_adam_eps_share_grows_as_alpha_shrinks(tmp_path, capsys):
     assert [r[0].strip() for r in rows] == ["1e-05", "0.1"]
     medians = [float(r[2]) for r in rows]
     assert medians[0] > 10 * medians[1] and 0 < medians[1] < medians[0] < 1
+
+
+def test_fair_cost_prints_every_search_and_tuned_cell_from_the_committed_trials():
+    out = subprocess.run([sys.executable, "benchmarks/fair_cost.py"], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("| kind | name | dataset |")
+    # the shipped config: 7 cells, two searches each, and study tuned's four variants per cell
+    assert sum(line.startswith("| search | fair |") for line in lines) == 14
+    assert sum(line.startswith("| runs | tuned |") for line in lines) == 28
+    assert lines[-1].startswith("core-hours left: search ") and "days on 2 one-thread jobs" in lines[-1]
