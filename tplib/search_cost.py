@@ -98,36 +98,35 @@ def estimate_fair_test(config: dict[str, Any], tuning: str, trials: pd.DataFrame
     (``costs.csv``: study, dataset, backbone, variant, seed), so that a finished run is not counted again;
     ``speed`` (optional): ``benchmarks/speed.py --csv`` epochs, to carry trials over to another backbone."""
     tu = config["tunings"][tuning]
+
+    def row(kind: str, name: str, cell: tuple[str, str, str], budget: int, done: int, hours: float, source: str):
+        left = max(0, budget - done)
+        return {"kind": kind, "name": name, "dataset": cell[0], "backbone": cell[1], "variant": cell[2],
+                "budget": budget, "done": done, "hours_each": hours, "source": "none" if math.isnan(hours) else source,
+                "core_hours_left": hours * left if left else 0.0}
+
     rows = []
     for dataset, backbones in tu["cells"].items():
         for backbone in backbones:
             for method in ("baseline", "tp"):
-                own = _trials(trials, tuning, dataset, backbone, method)
-                done = int(own["state"].isin(COUNTED).sum())
+                done = int(_trials(trials, tuning, dataset, backbone, method)["state"].isin(COUNTED).sum())
                 ref, factor, source = _measured(trials, tuning, dataset, backbone, method, stats, speed)
-                counted = ref[ref["state"].isin(COUNTED)]
-                hours = float(counted["seconds"].mean()) * factor / 3600 if len(counted) else math.nan
-                left = max(0, int(tu["trials"]) - done)
-                rows.append({"kind": "search", "name": tuning, "dataset": dataset, "backbone": backbone,
-                             "variant": method, "budget": int(tu["trials"]), "done": done, "hours_each": hours,
-                             "source": f"mean of {len(counted)} trials{source}" if len(counted) else "none", "core_hours_left": hours * left if left else 0.0})
+                hours = float(ref["seconds"].mean()) * factor / 3600 if len(ref) else math.nan
+                rows.append(row("search", tuning, (dataset, backbone, method), int(tu["trials"]), done, hours,
+                                f"mean of {len(ref)} trials{source}"))
     for study, st in (config.get("studies") or {}).items():
         if st.get("tuned_from") != tuning:
             continue
+        seeds = {int(s) for s in st["seeds"]}
         for dataset, backbones in st["cells"].items():
             for backbone in backbones:
                 for variant, spec in st["variants"].items():
-                    method = spec["method"]
-                    ref, factor, source = _measured(trials, tuning, dataset, backbone, method, stats, speed)
+                    ref, factor, source = _measured(trials, tuning, dataset, backbone, spec["method"], stats, speed)
                     complete = ref[ref["state"] == "COMPLETE"]
                     hours = float(complete["seconds"].median()) * factor / 3600 if len(complete) else math.nan
                     mine = costs[(costs["study"] == study) & (costs["dataset"] == dataset)
                                  & (costs["backbone"] == backbone) & (costs["variant"] == variant)]
-                    done = int(mine["seed"].isin([int(s) for s in st["seeds"]]).sum()) if len(mine) else 0
-                    left = len(st["seeds"]) - done
-                    rows.append({"kind": "runs", "name": study, "dataset": dataset, "backbone": backbone,
-                                 "variant": variant, "budget": len(st["seeds"]), "done": done, "hours_each": hours,
-                                 "source": (f"median of {len(complete)} finished trials{source}" if len(complete)
-                                            else "none"),
-                                 "core_hours_left": hours * left if left else 0.0})
+                    rows.append(row("runs", study, (dataset, backbone, variant), len(seeds),
+                                    int(mine["seed"].isin(seeds).sum()), hours,
+                                    f"median of {len(complete)} finished trials{source}"))
     return pd.DataFrame(rows)
