@@ -1257,3 +1257,15 @@ def test_search_table_budgets_and_a_search_in_progress():
     assert C.search_progress("f", blocks) == "its searches (tuning `f`, 3 trials per method and cell): 1 of 4 " \
                                              "finished, 2 in progress"
     assert C.search_progress("other", blocks) == ""
+
+
+def test_a_search_plot_carries_its_best_so_far_past_pruned_and_failed_trials():
+    """The line is the best finished value so far at every trial after the first finished one, pruned and failed
+    trials included (they neither raise it nor break it)."""
+    states = ["PRUNED", "COMPLETE", "PRUNED", "FAIL", "COMPLETE", "PRUNED", "COMPLETE"]
+    values = [0.05, 0.02, 0.09, np.nan, 0.04, 0.01, 0.03]
+    trials = pd.DataFrame({"study": "fair-music-sasrec-baseline", "trial": range(7), "state": states, "value": values})
+    fig = F.fig_trials(trials, "fair", "music", ["sasrec"])
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_xdata()) == list(range(7))
+    np.testing.assert_array_equal(line.get_ydata(), [np.nan, 0.02, 0.02, 0.02, 0.04, 0.04, 0.04])

@@ -391,8 +391,8 @@ def fig_trials(trials: pd.DataFrame, tuning: str, dataset: str, backbones: Seque
             pruned = t[t["state"] == "PRUNED"]
             ax.scatter(done["trial"], done["value"], color=COLORS[method], s=12)
             ax.scatter(pruned["trial"], pruned["value"], color=COLORS[method], s=14, marker="x")
-            best = t["value"].where(t["state"] == "COMPLETE").cummax()
-            (h,) = ax.plot(t["trial"], best, color=COLORS[method], lw=1.3)
+            best = t["value"].where(t["state"] == "COMPLETE").cummax().ffill()  # carried past unfinished trials
+            (h,) = ax.plot(t["trial"], best, color=COLORS[method], lw=1.3, drawstyle="steps-post")
             handles.setdefault("baseline" if method == "baseline" else "TP", h)
             drawn = True
         _finish_panel(ax, label(bb), drawn, "trial", "validation NDCG@10" if j == 0 else None)
