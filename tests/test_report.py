@@ -46,6 +46,7 @@ from tplib.report import figures as F
 from tplib.report import load as L
 from tplib.report import protocol as R
 from tplib.report import sections as S
+from tplib.report import training_figures as TF
 from tplib.report.load import (
     fint,
     flam,
@@ -1265,7 +1266,7 @@ def test_a_search_plot_carries_its_best_so_far_past_pruned_and_failed_trials():
     states = ["PRUNED", "COMPLETE", "PRUNED", "FAIL", "COMPLETE", "PRUNED", "COMPLETE"]
     values = [0.05, 0.02, 0.09, np.nan, 0.04, 0.01, 0.03]
     trials = pd.DataFrame({"study": "fair-music-sasrec-baseline", "trial": range(7), "state": states, "value": values})
-    fig = F.fig_trials(trials, "fair", "music", ["sasrec"])
+    fig = TF.fig_trials(trials, "fair", "music", ["sasrec"])
     (line,) = fig.axes[0].get_lines()
     assert list(line.get_xdata()) == list(range(7))
     np.testing.assert_array_equal(line.get_ydata(), [np.nan, 0.02, 0.02, 0.02, 0.04, 0.04, 0.04])

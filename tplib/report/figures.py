@@ -1,5 +1,6 @@
-"""The report's figures (paper Figures 4–7 and TP's training diagnostics), drawn with matplotlib's Agg canvas
-from the aggregated tables only.
+"""The report's figures of the paper (Figures 4–7) and what every figure shares (panels, colours, saving), drawn
+with matplotlib's Agg canvas from the aggregated tables only; training and search figures are in
+:mod:`tplib.report.training_figures`.
 
 Every function takes already-selected rows of ``summary.csv`` (or ``diagnostics.csv``) and returns a
 :class:`matplotlib.figure.Figure`; :func:`save_figure` writes it as PNG and PDF and returns a ``data:`` URI of
@@ -22,17 +23,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tplib.report.paper import BACKBONE_LABEL, DATASET_LABEL
-from tplib.tune import search_name
 
 __all__ = [
     "COLORS",
     "SavedFigure",
     "fig_ablation",
-    "fig_curves",
-    "fig_diagnostics",
     "fig_headtail",
     "fig_topn",
-    "fig_trials",
     "save_figure",
 ]
 
@@ -58,14 +55,14 @@ def label(name: str) -> str:
     return DATASET_LABEL.get(name, BACKBONE_LABEL.get(name, name))
 
 
-def _new_figure(nrows: int, ncols: int, w: float, h: float) -> tuple[Figure, np.ndarray]:
+def new_figure(nrows: int, ncols: int, w: float, h: float) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=(w * ncols, h * nrows), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = np.asarray(fig.subplots(nrows, ncols, squeeze=False))
     return fig, axes
 
 
-def _not_run(ax: Axes, text: str = "not run") -> None:
+def mark_not_run(ax: Axes, text: str = "not run") -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#888888", fontsize=11)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -73,7 +70,7 @@ def _not_run(ax: Axes, text: str = "not run") -> None:
         s.set_color("#cccccc")
 
 
-def _finish_panel(ax: Axes, title: str, drawn: bool, xlabel: str, ylabel: str | None) -> None:
+def finish_panel(ax: Axes, title: str, drawn: bool, xlabel: str, ylabel: str | None) -> None:
     """A one-row figure's panel: its title, a grid and the x label where something was drawn, else "not run"; the
     y label on the first panel only (``ylabel`` None elsewhere)."""
     ax.set_title(title)
@@ -81,24 +78,24 @@ def _finish_panel(ax: Axes, title: str, drawn: bool, xlabel: str, ylabel: str | 
         ax.grid(alpha=0.3)
         ax.set_xlabel(xlabel)
     else:
-        _not_run(ax)
+        mark_not_run(ax)
     if ylabel:
         ax.set_ylabel(ylabel, fontsize=9)
 
 
-def _err(std: pd.Series | np.ndarray) -> np.ndarray:
+def error_width(std: pd.Series | np.ndarray) -> np.ndarray:
     """Standard deviations for error bars; NaN (one seed) draws no bar."""
     return np.nan_to_num(np.asarray(std, dtype=np.float64), nan=0.0)
 
 
-def _pick(df: pd.DataFrame, **eq: object) -> pd.DataFrame:
+def pick_rows(df: pd.DataFrame, **eq: object) -> pd.DataFrame:
     mask = np.ones(len(df), dtype=bool)
     for col, val in eq.items():
         mask &= (df[col] == val).to_numpy()
     return df[mask]
 
 
-def _legend(fig: Figure, handles: list, labels: list[str], ncols: int | None = None) -> None:
+def figure_legend(fig: Figure, handles: list, labels: list[str], ncols: int | None = None) -> None:
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=ncols or len(labels), frameon=False)
 
@@ -107,21 +104,21 @@ def fig_topn(base: pd.DataFrame, tp: pd.DataFrame, dataset: str, backbones: Sequ
     """Figure 4: HR@N and NDCG@N against N, baseline vs TP, for existing and new users (rows) and each backbone
     (columns) of one dataset; error bars are the standard deviation over seeds."""
     rows = [(g, m) for g in ("existing", "new") for m in ("HR", "NDCG")]
-    fig, axes = _new_figure(len(rows), len(backbones), 3.3, 2.2)
+    fig, axes = new_figure(len(rows), len(backbones), 3.3, 2.2)
     handles: dict[str, object] = {}
     for j, bb in enumerate(backbones):
         for i, (group, metric) in enumerate(rows):
             ax = axes[i, j]
             drawn = False
             for method, df in (("baseline", base), ("tp", tp)):
-                d = _pick(df, dataset=dataset, backbone=bb, group=group, subset="all", metric=metric)
+                d = pick_rows(df, dataset=dataset, backbone=bb, group=group, subset="all", metric=metric)
                 d = d.sort_values("N")
                 if d.empty:
                     continue
                 h = ax.errorbar(
                     d["N"],
                     d["mean"],
-                    yerr=_err(d["std"]),
+                    yerr=error_width(d["std"]),
                     color=COLORS[method],
                     marker="o",
                     ms=3.5,
@@ -131,7 +128,7 @@ def fig_topn(base: pd.DataFrame, tp: pd.DataFrame, dataset: str, backbones: Sequ
                 handles.setdefault(method, h)
                 drawn = True
             if not drawn:
-                _not_run(ax)
+                mark_not_run(ax)
             else:
                 ax.set_xticks(sorted(pd.concat([base, tp])["N"].unique()))
                 ax.grid(alpha=0.3)
@@ -142,7 +139,7 @@ def fig_topn(base: pd.DataFrame, tp: pd.DataFrame, dataset: str, backbones: Sequ
             if i == len(rows) - 1 and drawn:
                 ax.set_xlabel("N")
     names = {"baseline": "baseline", "tp": tp_label}
-    _legend(fig, list(handles.values()), [names[m] for m in handles])
+    figure_legend(fig, list(handles.values()), [names[m] for m in handles])
     fig.suptitle(f"{label(dataset)}: top-N accuracy (mean ± std over seeds)", fontsize=11)
     return fig
 
@@ -153,7 +150,7 @@ def fig_headtail(
     """Figure 5: HR@N and NDCG@N (rows) of head and tail users, existing and new, baseline vs TP, per backbone
     (columns) of one dataset; error bars are the standard deviation over seeds."""
     cats = [(g, s) for g in ("existing", "new") for s in ("head", "tail")]
-    fig, axes = _new_figure(2, len(backbones), 3.3, 2.5)
+    fig, axes = new_figure(2, len(backbones), 3.3, 2.5)
     handles: dict[str, object] = {}
     width = 0.38
     x = np.arange(len(cats))
@@ -162,7 +159,7 @@ def fig_headtail(
             ax = axes[i, j]
             drawn = False
             for off, (method, df) in zip((-width / 2, width / 2), (("baseline", base), ("tp", tp))):
-                d = _pick(df, dataset=dataset, backbone=bb, metric=metric, N=N)
+                d = pick_rows(df, dataset=dataset, backbone=bb, metric=metric, N=N)
                 means, stds = [], []
                 for g, s in cats:
                     r = d[(d["group"] == g) & (d["subset"] == s)]
@@ -174,7 +171,7 @@ def fig_headtail(
                     x + off,
                     np.nan_to_num(means),
                     width,
-                    yerr=_err(stds),
+                    yerr=error_width(stds),
                     color=COLORS[method],
                     capsize=2,
                     error_kw={"lw": 0.8},
@@ -182,7 +179,7 @@ def fig_headtail(
                 handles.setdefault(method, h)
                 drawn = True
             if not drawn:
-                _not_run(ax)
+                mark_not_run(ax)
             else:
                 ax.set_xticks(x, [f"{g[:5]}.\n{s}" if g == "existing" else f"{g}\n{s}" for g, s in cats], fontsize=8)
                 ax.grid(alpha=0.3, axis="y")
@@ -191,7 +188,7 @@ def fig_headtail(
             if j == 0:
                 ax.set_ylabel(f"{metric}@{N}")
     names = {"baseline": "baseline", "tp": tp_label}
-    _legend(fig, list(handles.values()), [names[m] for m in handles])
+    figure_legend(fig, list(handles.values()), [names[m] for m in handles])
     fig.suptitle(f"{label(dataset)}: head vs tail users (mean ± std over seeds)", fontsize=11)
     return fig
 
@@ -210,7 +207,7 @@ def fig_ablation(
     new (dashed) users, per backbone (columns); the baseline (summarised over the same seeds as its column's
     points: ``seeds[backbone]``, which the column's title names) as thin horizontal lines. λ is drawn at evenly
     spaced positions (its grid spans 0 and four decades)."""
-    fig, axes = _new_figure(2, len(backbones), 3.3, 2.4)
+    fig, axes = new_figure(2, len(backbones), 3.3, 2.4)
     categorical = param == "lam"
     pos = {v: (i if categorical else v) for i, v in enumerate(values)}
     handles: dict[str, object] = {}
@@ -219,7 +216,7 @@ def fig_ablation(
             ax = axes[i, j]
             drawn = False
             for group in ("existing", "new"):
-                d = _pick(tp, dataset=dataset, backbone=bb, group=group, subset="all", metric=metric, N=N)
+                d = pick_rows(tp, dataset=dataset, backbone=bb, group=group, subset="all", metric=metric, N=N)
                 d = d[d[param].isin(values)].sort_values(param)
                 if d.empty:
                     continue
@@ -227,7 +224,7 @@ def fig_ablation(
                 h = ax.errorbar(
                     xs,
                     d["mean"],
-                    yerr=_err(d["std"]),
+                    yerr=error_width(d["std"]),
                     color=COLORS["tp"],
                     ls=GROUP_STYLE[group],
                     marker="o",
@@ -237,16 +234,16 @@ def fig_ablation(
                 )
                 handles.setdefault(f"TP, {group} users", h)
                 drawn = True
-                b = _pick(base, dataset=dataset, backbone=bb, group=group, subset="all", metric=metric, N=N)
+                b = pick_rows(base, dataset=dataset, backbone=bb, group=group, subset="all", metric=metric, N=N)
                 if len(b):
                     hb = ax.axhline(float(b["mean"].iloc[0]), color=COLORS["baseline"], ls=GROUP_STYLE[group], lw=1)
                     handles.setdefault(f"baseline, {group} users", hb)
             if not drawn:
-                _not_run(ax)
+                mark_not_run(ax)
             else:
                 ax.set_xticks([pos[v] for v in values], [_fmt_param(v) for v in values])
                 ax.grid(alpha=0.3)
-                have = set(_pick(tp, dataset=dataset, backbone=bb, metric=metric, N=N)[param].astype(float))
+                have = set(pick_rows(tp, dataset=dataset, backbone=bb, metric=metric, N=N)[param].astype(float))
                 for v in values:
                     if not any(np.isclose(v, h) for h in have):
                         ax.text(pos[v], 0.04, "not run", transform=ax.get_xaxis_transform(), rotation=90,
@@ -258,7 +255,7 @@ def fig_ablation(
             if i == 1 and drawn:
                 ax.set_xlabel("k (inner updates)" if param == "k" else "λ (adversarial weight)")
     order = sorted(handles, key=lambda s: (not s.startswith("TP"), "new" in s))
-    _legend(fig, [handles[k] for k in order], order)
+    figure_legend(fig, [handles[k] for k in order], order)
     what = "inner update count k" if param == "k" else "adversarial weight λ"
     fig.suptitle(f"{label(dataset)}: TP against the {what} (mean ± std over the seeds each column names)",
                  fontsize=11)
@@ -277,91 +274,6 @@ def _fmt_param(v: float) -> str:
     return f"{v:g}"
 
 
-DIAG_ROWS = (
-    ("loss", "prediction loss", ("loss",)),
-    ("adv_loss", "discriminator BCE", ("adv_loss",)),
-    ("disc_acc", "discriminator acc.", ("disc_acc",)),
-    ("cos", "gradient cosine", ("diag_cos_hh", "diag_cos_ht", "diag_cos_tt")),
-    ("dot", "gradient dot product", ("diag_dot_hh", "diag_dot_ht", "diag_dot_tt")),
-)
-
-
-def fig_diagnostics(
-    diag: pd.DataFrame, dataset: str, backbones: Sequence[str], title_suffix: str, tail_share: float | None = None
-) -> Figure:
-    """TP's per-epoch training diagnostics of one dataset: loss, adversarial loss, discriminator accuracy, and the
-    alignment (cosine and dot product) between different users' inner-step gradients, head–head / head–tail /
-    tail–tail (rows), per backbone (columns); mean over seeds with a ±1 std band. ``tail_share``: a dotted
-    reference line in the accuracy panels (what a discriminator that always answers "tail" scores)."""
-    fig, axes = _new_figure(len(DIAG_ROWS), len(backbones), 3.3, 1.9)
-    handles: dict[str, object] = {}
-    for j, bb in enumerate(backbones):
-        d = _pick(diag, dataset=dataset, backbone=bb)
-        for i, (_key, ylabel, cols) in enumerate(DIAG_ROWS):
-            ax = axes[i, j]
-            drawn = False
-            for col in cols:
-                if col not in d or d[col].isna().all():
-                    continue
-                g = d.groupby("epoch")[col].agg(["mean", "std"]).dropna(subset=["mean"])
-                color = PAIR_COLORS.get(col[-2:], COLORS["tp"]) if col.startswith("diag_") else COLORS["tp"]
-                (h,) = ax.plot(g.index, g["mean"], color=color, lw=1.3)
-                ax.fill_between(
-                    g.index, g["mean"] - _err(g["std"]), g["mean"] + _err(g["std"]), color=color, alpha=0.18, lw=0
-                )
-                if col.startswith("diag_"):
-                    handles.setdefault({"hh": "head–head", "ht": "head–tail", "tt": "tail–tail"}[col[-2:]], h)
-                drawn = True
-            if not drawn:
-                _not_run(ax, "not run" if d.empty else "not logged")
-            else:
-                ax.grid(alpha=0.3)
-                if cols[0].startswith("diag_"):
-                    ax.axhline(0.0, color="#999999", lw=0.7)
-                if cols[0] == "disc_acc" and tail_share is not None:
-                    h = ax.axhline(tail_share, color="#555555", lw=0.9, ls=":")
-                    handles.setdefault(f"tail share ({tail_share:.0%})", h)
-            if i == 0:
-                ax.set_title(label(bb))
-            if j == 0:
-                ax.set_ylabel(ylabel, fontsize=9)
-            if i == len(DIAG_ROWS) - 1 and drawn:
-                ax.set_xlabel("epoch")
-    _legend(fig, list(handles.values()), [k if k.startswith("tail share") else f"user pairs: {k}" for k in handles])
-    fig.suptitle(f"{label(dataset)}: TP training diagnostics {title_suffix}", fontsize=11)
-    return fig
-
-
-VARIANT_COLORS = ("#C44E52", "#8172B3", "#55A868", "#937860")
-
-
-def fig_curves(
-    series: Sequence[tuple[str, pd.DataFrame, str]], dataset: str, backbones: Sequence[str], metric: str
-) -> Figure:
-    """Validation ``metric`` (a train_log column, e.g. ``valid_NDCG@10``) against the epoch, per backbone: one
-    line per ``(label, per-epoch log rows, colour)`` series, mean over seeds with a ±1 std band. Epochs without a
-    validation (the baseline validates every few epochs) are skipped, not drawn as zero."""
-    fig, axes = _new_figure(1, len(backbones), 3.3, 2.6)
-    handles: dict[str, object] = {}
-    for j, bb in enumerate(backbones):
-        ax = axes[0, j]
-        drawn = False
-        for name, rows, color in series:
-            d = _pick(rows, dataset=dataset, backbone=bb)
-            if d.empty or metric not in d or d[metric].isna().all():
-                continue
-            g = d.dropna(subset=[metric]).groupby("epoch")[metric].agg(["mean", "std"])
-            (h,) = ax.plot(g.index, g["mean"], color=color, lw=1.3)
-            lo, hi = g["mean"] - _err(g["std"]), g["mean"] + _err(g["std"])
-            ax.fill_between(g.index, lo, hi, color=color, alpha=0.15, lw=0)
-            handles.setdefault(name, h)
-            drawn = True
-        _finish_panel(ax, label(bb), drawn, "epoch", metric.replace("valid_", "validation ") if j == 0 else None)
-    _legend(fig, list(handles.values()), list(handles), ncols=min(len(handles), 2))  # long labels: two a row
-    fig.suptitle(f"{label(dataset)}: validation accuracy per epoch (mean ± std over seeds)", fontsize=11)
-    return fig
-
-
 def save_figure(fig: Figure, stem: str, title: str, folder: Path) -> SavedFigure:
     """Write ``fig`` as ``folder/stem.png`` and ``folder/stem.pdf``; return both paths and the PNG as a data URI."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -371,31 +283,3 @@ def save_figure(fig: Figure, stem: str, title: str, folder: Path) -> SavedFigure
     fig.savefig(pdf, format="pdf", metadata={"CreationDate": None})  # no clock: the same data, the same file
     uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
     return SavedFigure(stem, title, png, pdf, uri)
-
-
-def fig_trials(trials: pd.DataFrame, tuning: str, dataset: str, backbones: Sequence[str]) -> Figure:
-    """One search per method and backbone of one dataset: each trial's value (dots: finished; crosses: pruned)
-    and the best finished value so far (line), against the trial number."""
-    fig, axes = _new_figure(1, len(backbones), 3.3, 2.6)
-    handles: dict[str, object] = {}
-    for j, bb in enumerate(backbones):
-        ax = axes[0, j]
-        drawn = False
-        for method in ("baseline", "tp"):
-            t = trials[(trials["study"] == search_name(tuning, dataset, bb, method)).to_numpy(dtype=bool)] \
-                if len(trials) else trials
-            if t.empty:
-                continue
-            t = t.sort_values("trial")
-            done = t[t["state"] == "COMPLETE"]
-            pruned = t[t["state"] == "PRUNED"]
-            ax.scatter(done["trial"], done["value"], color=COLORS[method], s=12)
-            ax.scatter(pruned["trial"], pruned["value"], color=COLORS[method], s=14, marker="x")
-            best = t["value"].where(t["state"] == "COMPLETE").cummax().ffill()  # carried past unfinished trials
-            (h,) = ax.plot(t["trial"], best, color=COLORS[method], lw=1.3, drawstyle="steps-post")
-            handles.setdefault("baseline" if method == "baseline" else "TP", h)
-            drawn = True
-        _finish_panel(ax, label(bb), drawn, "trial", "validation NDCG@10" if j == 0 else None)
-    _legend(fig, list(handles.values()), list(handles))
-    fig.suptitle(f"{label(dataset)}: search {tuning} (dots: trials, x: pruned, line: best so far)", fontsize=11)
-    return fig

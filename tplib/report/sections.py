@@ -13,6 +13,7 @@ import pandas as pd
 
 from tplib.aggregate import summarise
 from tplib.report import figures as F
+from tplib.report import training_figures as TF
 from tplib.report.load import (
     Aggregate,
     control_variant,
@@ -149,7 +150,7 @@ def diagnostics_section(agg: Aggregate, study: str, datasets: Sequence[str], bac
         "sequence embeddings are not separable.",
     )
     for ds, bbs in cells:
-        fig = F.fig_diagnostics(diag, ds, bbs, f"(study {study})", tail_share=tail)
+        fig = TF.fig_diagnostics(diag, ds, bbs, f"(study {study})", tail_share=tail)
         sec.figures.append(F.save_figure(fig, f"diag_{ds}", F.label(ds), folder))
     return sec
 
@@ -171,7 +172,7 @@ def curves_section(agg: Aggregate, study: str, datasets: Sequence[str], backbone
         "runs (\"capped\").",
     )
     for ds, bbs in declared(agg, study, datasets, backbones):
-        fig = F.fig_curves(series, ds, bbs, metric)
+        fig = TF.fig_curves(series, ds, bbs, metric)
         sec.figures.append(F.save_figure(fig, f"curves_{ds}", F.label(ds), folder))
     return sec
 
@@ -188,7 +189,7 @@ def search_figures(agg: Aggregate, trials: pd.DataFrame, folder: Path) -> list[F
             "split. Only validation items are read.",
         )
         for ds, bbs in (tu.get("cells") or {}).items():
-            fig = F.fig_trials(trials, name, ds, bbs)
+            fig = TF.fig_trials(trials, name, ds, bbs)
             sec.figures.append(F.save_figure(fig, f"search_{name}_{ds}", F.label(ds), folder))
         sections.append(sec)
     return sections
