@@ -276,6 +276,19 @@ MUTATIONS: list[Mutation] = [
         'if saved.get("config") != cfg.to_dict()',
         ("tests/test_resume.py::test_resume_state_written_before_a_setting_existed_is_resumed",),
     ),
+    Mutation(
+        "17a-live-trial-failed-on-sight", "a starting worker fails another worker's live trial", "tplib/tune.py",
+        '        if not (beats and t.user_attrs.get("heartbeat")):',
+        "        if True:",
+        ("tests/test_tune.py::test_a_live_workers_trial_counts_and_is_tried_again_once_its_heartbeat_stops",),
+    ),
+    Mutation(
+        "17b-running-trials-not-counted", "a worker does not count other workers' running trials",
+        "tplib/tune.py",
+        "        if done >= n_trials or (done + running >= n_trials and not waiting):",
+        "        if done >= n_trials:",
+        ("tests/test_tune.py::test_a_live_workers_trial_counts_and_is_tried_again_once_its_heartbeat_stops",),
+    ),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".snakemake",

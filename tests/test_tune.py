@@ -141,6 +141,29 @@ def test_a_killed_trial_is_tried_again_with_its_settings_from_its_checkpoint(tmp
     assert not (tmp_path / "trials").exists()
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage")
+def test_a_live_workers_trial_counts_and_is_tried_again_once_its_heartbeat_stops(tmp_path):
+    """Two workers on one storage: a trial whose worker beats (a fresh heartbeat) is left running and counts
+    towards the budget; once it is silent for the grace period it is failed and tried again with its settings, and
+    the search writes its results only when no trial of it is running."""
+    tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=1, base_sets=BASE)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1,
+                                         grace_period=3)
+    study = optuna.load_study(study_name="tiny-sasrec-baseline", storage=storage)
+    other = study.ask()  # the other worker's trial, alive for now
+    params = suggest(other, SPACE)
+    other.set_user_attr("heartbeat", True)
+    storage.record_heartbeat(other._trial_id)
+    table = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=3, base_sets=BASE, heartbeat_s=1,
+                 grace_s=3)
+    assert list(table["state"]) == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert list(table["interrupted"]) == [False, True, False, False]
+    trials = optuna.load_study(study_name="tiny-sasrec-baseline", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    assert "retry_of" not in trials[2].user_attrs  # not failed on sight: this worker ran a trial of its own first
+    assert trials[3].user_attrs["retry_of"] == 1 and trials[3].params == pytest.approx(params)
+    assert json.loads((tmp_path / "best.json").read_text())["trial"] in (0, 2, 3)
+
+
 def test_a_trial_that_raises_fails_with_its_error_and_is_not_tried_again(tmp_path, monkeypatch):
     """An error (not a stop) ends the search's job with the trial failed and the error recorded; the resumed search
     does not retry it (the same settings would raise again) and reads it as failed, not interrupted."""

@@ -12,7 +12,9 @@ A search space maps ``section.key`` settings to one of ``{"log": [lo, hi]}``, ``
 finished and pruned trials are kept, a trial that was running is marked failed and tried again with the same
 settings (from its last validation where its folder, with its checkpoint, survived), and only the missing trials
 run, with the sampler seeded anew from the count of stored trials (so that they do not repeat the first trials'
-settings).
+settings). Each running trial's worker beats a heartbeat into the storage, so several workers (processes or
+machines) can share one search: a trial counts as running while its heartbeat is fresh, and as killed once it
+has been silent for the grace period.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -78,13 +81,31 @@ def suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _storage(url: str, out: Path):
+HEARTBEAT_S, GRACE_S = 60, 600  # a running trial's worker writes a heartbeat this often; silent this long: dead
+
+
+def _retry(study: Any, trial: Any) -> None:
+    """Try a trial that stopped without an error of its own (its job was killed) again with its settings; the
+    retry reads the first try's folder, so it resumes from its checkpoint where that survived."""
+    first = trial.user_attrs.get("retry_of", trial.number)
+    log.warning("trial %d of %s stopped with its job: tried again with its settings", trial.number, study.study_name)
+    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": first})
+
+
+def _storage(url: str, out: Path, heartbeat_s: float, grace_s: float):
+    """The search's storage: an SQLite file in ``out`` by default; any RDB URL beats a heartbeat for each running
+    trial, so that other workers on the same storage can tell a live trial from a dead one."""
     import optuna
 
     if not url:
         out.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{(out / 'optuna.db').resolve()}"
-    return optuna.storages.RDBStorage(url) if "://" in url else url
+    if "://" not in url:
+        return url
+    with warnings.catch_warnings():  # Optuna calls its heartbeat experimental; it has been there since 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_s), grace_period=int(grace_s),
+                                          heartbeat_stale_trial_callback=_retry)
 
 
 def tune(
@@ -102,17 +123,22 @@ def tune(
     sampler_seed: int = 0,
     startup_trials: int = 5,
     prune_after: int = 0,
+    heartbeat_s: float = HEARTBEAT_S,
+    grace_s: float = GRACE_S,
 ) -> pd.DataFrame:
     """Run (or resume) the search of ``space`` for one dataset, backbone and method on the split of ``seed``, until
     ``n_trials`` trials are finished or pruned (no trial is pruned before epoch ``prune_after``, nor before
     ``startup_trials`` trials have finished); write ``out/trials.csv`` and ``out/best.json`` (the best trial's
-    settings, ``base_sets`` included, and its validation score). Returns the trials table."""
+    settings, ``base_sets`` included, and its validation score) once no trial of the search is running. Several
+    workers may run one search on a shared storage (``storage``): a running trial counts towards the budget while
+    its worker's heartbeat (every ``heartbeat_s``) is fresh, and is failed and tried again by whichever worker
+    sees it silent for ``grace_s``. Returns the trials table."""
     import optuna
 
     check_space(space, backbone, method)
     out = Path(out)
     name = name or f"{ds.name}-{backbone}-{method}"
-    store = _storage(storage, out)
+    store = _storage(storage, out, heartbeat_s, grace_s)
     study = optuna.create_study(
         study_name=name,
         storage=store,
@@ -125,17 +151,18 @@ def tune(
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.get_trials(deepcopy=False)),
                                                n_startup_trials=startup_trials)
     # A trial that was running when its job was killed is marked failed and tried again with the same settings
-    # (first, from its checkpoint where its folder survived): a search that is stopped now and then (time limits,
-    # a laptop going to sleep) would otherwise lose its longest trials, and with them its slow-learning settings.
+    # (from its checkpoint where its folder survived): a search that is stopped now and then (time limits, a laptop
+    # going to sleep) would otherwise lose its longest trials, and with them its slow-learning settings. With a
+    # heartbeat that happens once the trial is silent for grace_s (Optuna's fail_stale_trials, before each trial
+    # and while waiting); a running trial without one (started without heartbeats) belongs to no live worker.
+    beats = not isinstance(store, str)  # an RDB storage, built with a heartbeat
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        first = t.user_attrs.get("retry_of", t.number)
-        log.warning("trial %d of %s was running when its job ended: marked failed, tried again with its settings",
-                    t.number, name)
-        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-        study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(dict(t.params), user_attrs={"retry_of": first})
+        if not (beats and t.user_attrs.get("heartbeat")):
+            study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+            _retry(study, t)
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("heartbeat", beats)
         params = suggest(trial, space)
         cfg = build_config(backbone, method, seed, ds.name,
                            parse_sets([*base_sets, *(f"{k}={v}" for k, v in params.items())]))
@@ -170,11 +197,20 @@ def tune(
         shutil.rmtree(folder, ignore_errors=True)  # a trial's checkpoints are not kept; its numbers are
         return float(summary[f"best_valid_{cfg.eval.select_metric}"])
 
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name in DONE]
-    missing = max(0, n_trials - len(done))
-    log.info("search %s: %d trials done, %d to run", name, len(done), missing)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for _ in range(missing):  # one at a time, so a trial that fails does not count towards the budget
+    while True:  # one trial at a time, so that a trial that fails does not count towards the budget
+        if beats:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+        states = [t.state.name for t in study.get_trials(deepcopy=False)]
+        done, running, waiting = sum(s in DONE for s in states), states.count("RUNNING"), states.count("WAITING")
+        if done >= n_trials and not running:
+            break
+        if done >= n_trials or (done + running >= n_trials and not waiting):  # other workers' trials fill it
+            time.sleep(heartbeat_s)
+            continue
+        log.info("search %s: %d trials done, %d running, %d to run", name, done, running, n_trials - done - running)
         study.optimize(objective, n_trials=1, catch=())
     if (out / "trials").is_dir() and not any((out / "trials").iterdir()):
         (out / "trials").rmdir()
