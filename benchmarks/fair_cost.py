@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from tplib.config import deep_merge
+from tplib.io import markdown_table
 from tplib.search_cost import estimate_fair_test
 
 
@@ -37,11 +38,9 @@ def main() -> None:
     est = estimate_fair_test(config, args.tuning, pd.read_csv(args.trials), pd.read_csv(args.stats),
                              pd.read_csv(args.costs), speed)
     head = ["kind", "name", "dataset", "backbone", "method/variant", "done", "h each", "from", "core-h left"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in est.itertuples():
-        print(f"| {r.kind} | {r.name} | {r.dataset} | {r.backbone} | {r.variant} | {r.done} of {r.budget} | "
-              f"{r.hours_each:.2f} | {r.source} | {r.core_hours_left:.1f} |")
+    print(markdown_table(head, ([r.kind, r.name, r.dataset, r.backbone, r.variant, f"{r.done} of {r.budget}",
+                                 f"{r.hours_each:.2f}", r.source, f"{r.core_hours_left:.1f}"]
+                                for r in est.itertuples())))
     by_kind = est.groupby("kind", sort=False)["core_hours_left"].sum()
     total = float(est["core_hours_left"].sum())
     print()

@@ -24,6 +24,7 @@ import yaml
 
 from tplib.config import deep_merge
 from tplib.grid import estimate_cost
+from tplib.io import markdown_table
 
 
 def main() -> None:
@@ -44,11 +45,9 @@ def main() -> None:
             speed = speed.sort_values("date", kind="stable").drop_duplicates(["dataset", "backbone", "method", "P"], keep="last")
     est = estimate_cost(config, costs, speed, speed_first=args.speed_first)
     head = ["study", "dataset", "backbone", "variant", "runs", "s/epoch", "from", "epochs", "from", "h/run", "core-h"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in est.itertuples():
-        print(f"| {r.study} | {r.dataset} | {r.backbone} | {r.variant} | {r.runs} | {r.s_per_epoch:.1f} | {r.s_source} | "
-              f"{r.epochs} | {r.epochs_source} | {r.hours_per_run:.2f} | {r.core_hours:.1f} |")
+    print(markdown_table(head, ([r.study, r.dataset, r.backbone, r.variant, r.runs, f"{r.s_per_epoch:.1f}", r.s_source,
+                                 r.epochs, r.epochs_source, f"{r.hours_per_run:.2f}", f"{r.core_hours:.1f}"]
+                                for r in est.itertuples())))
     by_ds = est.groupby("dataset", sort=False)["core_hours"].sum()
     print()
     print("core-hours per dataset: " + ", ".join(f"{d} {h:.0f}" for d, h in by_ds.items())

@@ -1,4 +1,4 @@
-"""The errors every layer raises for bad input, and atomic writes.
+"""The errors every layer raises for bad input, atomic writes, and the Markdown tables the scripts print.
 
 An error's message names the file, line or key at fault and what to do about it; the command line prints it as
 one line (``tp: error: ...``) instead of a traceback.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -62,3 +62,9 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     import torch
 
     atomic_write_bytes(path, lambda f: torch.save(obj, f))
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A GitHub Markdown table: the header line, its rule, then one line per row (each cell as ``str``)."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join([*lines, *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)])

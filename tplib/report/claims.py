@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from tplib.io import DataError
+from tplib.io import DataError, markdown_table
 from tplib.report.figures import label
 from tplib.report.load import (
     Aggregate,
@@ -323,9 +323,7 @@ def readme_block(agg: Aggregate, datasets: Sequence[str], backbones: Sequence[st
         "Mean over seeds; TP vs baseline: the mean paired difference relative to the baseline; p: paired t-test "
         "across seeds.",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-        *("| " + " | ".join(r) + " |" for r in rows),
+        markdown_table(head, rows),
         README_END,
     ]
     return "\n".join(lines)
