@@ -19,13 +19,14 @@ has been silent for the grace period.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import shutil
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,19 @@ def _storage(url: str, out: Path, heartbeat_s: float, grace_s: float):
         url = f"sqlite:///{(out / 'optuna.db').resolve()}"
     if "://" not in url:
         return url
-    with warnings.catch_warnings():  # Optuna calls its heartbeat experimental; it has been there since 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with _heartbeat_is_not_news():
         return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_s), grace_period=int(grace_s),
                                           heartbeat_stale_trial_callback=_retry)
+
+
+@contextlib.contextmanager
+def _heartbeat_is_not_news() -> Iterator[None]:
+    """Optuna warns that its heartbeat is experimental at every use; it has been there since 2.9."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def tune(
@@ -200,8 +210,7 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     while True:  # one trial at a time, so that a trial that fails does not count towards the budget
         if beats:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            with _heartbeat_is_not_news():
                 optuna.storages.fail_stale_trials(study)
         states = [t.state.name for t in study.get_trials(deepcopy=False)]
         done, running, waiting = sum(s in DONE for s in states), states.count("RUNNING"), states.count("WAITING")
