@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from tplib.config import DENSE_DATASETS
+from tplib.tune import search_name
 
 COUNTED = ("COMPLETE", "PRUNED")
 
@@ -57,23 +58,20 @@ def _epoch_ratio(speed: pd.DataFrame | None, backbone: str, ref: str, method: st
     return float(ratio[same].mean()) if same else math.nan
 
 
-def _trials(trials: pd.DataFrame, tuning: str, dataset: str, backbone: str, method: str) -> pd.DataFrame:
-    t = trials[(trials["dataset"] == dataset) & (trials["backbone"] == backbone) & (trials["method"] == method)]
-    return t[t["study"].astype(str).str.startswith(f"{tuning}-")]
+def _counted(trials: pd.DataFrame, tuning: str, dataset: str, backbone: str, method: str) -> pd.DataFrame:
+    """The finished and pruned trials of one search of tuning ``tuning``."""
+    t = trials[trials["study"] == search_name(tuning, dataset, backbone, method)]
+    return t[t["state"].isin(COUNTED)]
 
 
-def _measured(trials: pd.DataFrame, tuning: str, dataset: str, backbone: str, method: str, stats: pd.DataFrame,
-              speed: pd.DataFrame | None) -> tuple[pd.DataFrame, float, str]:
-    """The trials that stand for this search (its own where it has a counted one; else the same method's search
-    nearest to it: the same backbone, then the same dataset, then any, the one with the most counted trials
-    first), the factor their seconds are scaled by, and the source in words."""
-    t = trials[(trials["method"] == method) & trials["study"].astype(str).str.startswith(f"{tuning}-")]
-    t = t[t["state"].isin(COUNTED)]
-    counts = t.groupby(["dataset", "backbone"]).size()
-    if not len(counts):
-        return t.iloc[:0], math.nan, "none"
-    rank = {key: ((key[1] != backbone) * 2 + (key[0] != dataset), -n) for key, n in counts.items()}
-    for ref_ds, ref_bb in sorted(rank, key=rank.get):
+def _measured(trials: pd.DataFrame, tuning: str, cells: list[tuple[str, str]], dataset: str, backbone: str,
+              method: str, stats: pd.DataFrame, speed: pd.DataFrame | None) -> tuple[pd.DataFrame, float, str]:
+    """The counted trials that stand for this search (its own where it has one; else the same method's search
+    nearest to it among the tuning's ``cells``: the same backbone, then the same dataset, then any, the one with
+    the most counted trials first, then by name), the factor their seconds are scaled by, and the source in words."""
+    counted = {cell: c for cell in cells if len(c := _counted(trials, tuning, *cell, method))}
+    rank = {(d, b): ((b != backbone) * 2 + (d != dataset), -len(c)) for (d, b), c in counted.items()}
+    for ref_ds, ref_bb in sorted(rank, key=lambda cell: (rank[cell], cell)):  # ties: by name
         factor, how = 1.0, []
         if ref_ds != dataset:
             r = _size(stats, dataset, method) / _size(stats, ref_ds, method)
@@ -83,10 +81,9 @@ def _measured(trials: pd.DataFrame, tuning: str, dataset: str, backbone: str, me
             if math.isnan(r):
                 continue  # no benchmark to carry another backbone's seconds over
             factor, how = factor * r, [*how, f"{r:.2f} (benchmark epoch)"]
-        ref = t[(t["dataset"] == ref_ds) & (t["backbone"] == ref_bb)]
         where = "" if (ref_ds, ref_bb) == (dataset, backbone) else f" of {ref_ds} {ref_bb}"
-        return ref, factor, where + "".join(f" x {h}" for h in how)
-    return t.iloc[:0], math.nan, "none"
+        return counted[(ref_ds, ref_bb)], factor, where + "".join(f" x {h}" for h in how)
+    return trials.iloc[:0], math.nan, "none"
 
 
 def estimate_fair_test(config: dict[str, Any], tuning: str, trials: pd.DataFrame, stats: pd.DataFrame,
@@ -98,6 +95,7 @@ def estimate_fair_test(config: dict[str, Any], tuning: str, trials: pd.DataFrame
     (``costs.csv``: study, dataset, backbone, variant, seed), so that a finished run is not counted again;
     ``speed`` (optional): ``benchmarks/speed.py --csv`` epochs, to carry trials over to another backbone."""
     tu = config["tunings"][tuning]
+    cells = [(d, b) for d, bbs in tu["cells"].items() for b in bbs]
 
     def row(kind: str, name: str, cell: tuple[str, str, str], budget: int, done: int, hours: float, source: str):
         left = max(0, budget - done)
@@ -109,8 +107,8 @@ def estimate_fair_test(config: dict[str, Any], tuning: str, trials: pd.DataFrame
     for dataset, backbones in tu["cells"].items():
         for backbone in backbones:
             for method in ("baseline", "tp"):
-                done = int(_trials(trials, tuning, dataset, backbone, method)["state"].isin(COUNTED).sum())
-                ref, factor, source = _measured(trials, tuning, dataset, backbone, method, stats, speed)
+                done = len(_counted(trials, tuning, dataset, backbone, method))
+                ref, factor, source = _measured(trials, tuning, cells, dataset, backbone, method, stats, speed)
                 hours = float(ref["seconds"].mean()) * factor / 3600 if len(ref) else math.nan
                 rows.append(row("search", tuning, (dataset, backbone, method), int(tu["trials"]), done, hours,
                                 f"mean of {len(ref)} trials{source}"))
@@ -121,7 +119,8 @@ def estimate_fair_test(config: dict[str, Any], tuning: str, trials: pd.DataFrame
         for dataset, backbones in st["cells"].items():
             for backbone in backbones:
                 for variant, spec in st["variants"].items():
-                    ref, factor, source = _measured(trials, tuning, dataset, backbone, spec["method"], stats, speed)
+                    ref, factor, source = _measured(trials, tuning, cells, dataset, backbone, spec["method"], stats,
+                                                    speed)
                     complete = ref[ref["state"] == "COMPLETE"]
                     hours = float(complete["seconds"].median()) * factor / 3600 if len(complete) else math.nan
                     mine = costs[(costs["study"] == study) & (costs["dataset"] == dataset)
