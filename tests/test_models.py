@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tplib.config import ModelConfig
 from tplib.models import MODELS, Caser, GRU4Rec, SASRec, SeqRecModel, build_model
 from tplib.models.base import Dropout
-from tplib.train.chains import CAPABILITIES, vmap_path
+from tplib.train.capabilities import CAPABILITIES, vmap_path
 
 N_ITEMS, N_USERS = 20, 8
 BACKBONES = sorted(MODELS)

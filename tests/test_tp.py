@@ -16,7 +16,8 @@ from tplib.models import build_model
 from tplib.train.loss import bce_loss
 from tplib.train.optim import adam
 from tplib.train.algorithm import Discriminator, adversarial_loss, reptile_outer_step, reverse_grad
-from tplib.train.chains import CAPABILITIES, Capabilities, ChainEngine
+from tplib.train.capabilities import CAPABILITIES, Capabilities
+from tplib.train.chains import ChainEngine
 from tplib.train.tp import TPUpdater
 
 

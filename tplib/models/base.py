@@ -46,7 +46,7 @@ class SeqRecModel(nn.Module):
         raise NotImplementedError
 
     #: True while the model may run under ``torch.func.vmap`` (TP's vectorised chains set it:
-    #: :func:`tplib.train.chains.vmap_path`): a backbone whose ordinary path has no vmap batching rule, or a slow
+    #: :func:`tplib.train.capabilities.vmap_path`): a backbone whose ordinary path has no vmap batching rule, or a slow
     #: one, then computes the same function with other ops (GRU4Rec: a functional GRU; Caser: convolutions as
     #: matmuls). SASRec has one path.
     vmap_path: bool = False
