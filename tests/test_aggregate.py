@@ -17,20 +17,13 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from tplib.aggregate import (
-    aggregate,
-    load_run,
-    paired_test,
-    read_runs_list,
-    summarise,
-    tidy_metrics,
-    varied_settings,
-)
+from tplib.aggregate import aggregate, paired_test, read_runs_list, summarise
 from tplib.cli import main
 from tplib.config import build_config, parse_sets
 from tplib.evaluate import metrics_by_group
 from tplib.io import DataError
 from tplib.run_configs import CONFIG_FIELDS, CONFIGS
+from tplib.runs import load_run, tidy_metrics, varied_settings
 
 NS = (1, 5, 10, 15, 20)
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

@@ -129,7 +129,7 @@ def test_cli_train_records_a_study_without_a_variant_as_its_method(tmp_path):
             "--set", "model.d=8", "--set", "train.progress=false"]
     assert main(["train", "--data", str(data), "--study", "s", "--out", str(tmp_path / "r"), *tiny]) == 0
     assert json.loads((tmp_path / "r" / "run.json").read_text()) == {"study": "s", "variant": "tp"}
-    from tplib.aggregate import load_run
+    from tplib.runs import load_run
 
     assert main(["evaluate", "--data", str(data), "--run", str(tmp_path / "r"),
                  "--out", str(tmp_path / "r" / "metrics.json")]) == 0

@@ -1,14 +1,7 @@
 """Finished runs -> tidy tables, per-cell summaries and paired tests (``tp aggregate``; the workflow's
 ``aggregate`` rule).
 
-A run is a folder written by ``tp train`` and ``tp evaluate`` (``config.json``, ``train_summary.json``,
-``train_log.csv``, ``metrics.json``; ``run.json`` with its study and variant where the workflow made it),
-optionally with the Snakemake benchmark file of its training job (``benchmark.tsv`` in the folder). A run's keys
-are read from its own files (never from its path): study and variant (``run.json``; a run made by hand has study
-"" and its method as variant), dataset, backbone, method, seed; and its settings from ``config.json``: the
-protocol (eval_every, patience, max_epochs, min_epochs) for every run, TP's k, λ, α, β and P for TP runs (empty
-for baseline runs, which do not use them), and one column (``section.key``) per other setting that differs
-between the variants of a study on the same dataset and backbone.
+The runs are folders read by :func:`tplib.runs.load_run`: keys from their own files, never from their path.
 
 Five tables, written as CSV into one folder:
 
@@ -47,176 +40,36 @@ from scipy import stats as sps
 
 from tplib.io import DataError, atomic_write_text
 from tplib.run_configs import CONFIGS, ID_KEYS, configs_lines, declared_configs
+from tplib.runs import (
+    GROUPS,
+    METRIC_KEYS,
+    PROTOCOL_KEYS,
+    RUN_KEYS,
+    SETTING_KEYS,
+    SUBSETS,
+    flat_config,
+    load_run,
+    read_run_json,
+    tidy_metrics,
+    typed_columns,
+    varied_settings,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "RUN_KEYS",
     "TABLES",
     "aggregate",
     "costs_table",
     "diagnostics_table",
-    "load_run",
     "paired_test",
-    "read_benchmark",
     "read_runs_list",
-    "run_keys",
     "stats_table",
     "summarise",
-    "tidy_metrics",
-    "varied_settings",
 ]
 
-PROTOCOL_KEYS = ["eval_every", "patience", "max_epochs", "min_epochs"]
-TP_KEYS = ["k", "lam", "alpha", "beta", "P"]
-SETTING_KEYS = [*PROTOCOL_KEYS, *TP_KEYS]
-RUN_KEYS = [*ID_KEYS, *SETTING_KEYS]
-METRIC_KEYS = ["group", "subset", "metric", "N"]
 VARIANT_KEYS = ["study", "dataset", "backbone", "variant", "method"]  # a cell, with METRIC_KEYS
 TABLES = ("runs", "summary", "costs", "diagnostics", "stats")
-_FIXED = {("train", k) for k in PROTOCOL_KEYS} | {("tp", k) for k in TP_KEYS} | {("seed",), ("method",)}
-GROUPS = ("existing", "new")
-SUBSETS = ("all", "head", "tail")
-
-# ---------------------------------------------------------------------------------------------------------
-# One run
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataError(f"{path}: not found; is the run finished (tp train) and evaluated (tp evaluate)?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e}); rerun the job that writes it") from None
-
-
-def run_keys(config: dict[str, Any], label: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The keys of a run from its resolved config (``config.json``) and its place in a study (``run.json``):
-    identity, protocol, and TP's settings (TP runs only)."""
-    label = label or {}
-    try:
-        tr, tp = config["train"], config["tp"]
-        keys: dict[str, Any] = {
-            "study": str(label.get("study", "")),
-            "dataset": str(config["dataset"]),
-            "backbone": str(config["backbone"]),
-            "variant": str(label.get("variant") or config["method"]),
-            "method": str(config["method"]),
-            "seed": int(config["seed"]),
-            **{k: int(tr[k]) for k in PROTOCOL_KEYS},
-        }
-        is_tp = keys["method"] == "tp"
-        keys |= {k: (int(tp[k]) if k in ("k", "P") else float(tp[k])) if is_tp else math.nan for k in TP_KEYS}
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"a run's config.json lacks {e}; was it written by `tp train`?") from None
-    return keys
-
-
-def _flat(config: dict[str, Any], prefix: tuple = ()) -> dict[tuple, Any]:
-    out: dict[tuple, Any] = {}
-    for k, v in config.items():
-        if isinstance(v, dict):
-            out |= _flat(v, (*prefix, k))
-        else:
-            out[(*prefix, k)] = tuple(v) if isinstance(v, list) else v
-    return out
-
-
-def varied_settings(loaded: Sequence[dict[str, Any]]) -> list[str]:
-    """The settings (``section.key``) other than the identity, protocol and TP columns that differ between runs of
-    one study on the same dataset and backbone: what a study varies beyond them (e.g. ``model.d``)."""
-    groups: dict[tuple, list[dict[tuple, Any]]] = {}
-    for r in loaded:
-        k = r["keys"]
-        groups.setdefault((k["study"], k["dataset"], k["backbone"]), []).append(_flat(r["config"]))
-    varied: set[tuple] = set()
-    for flats in groups.values():
-        for key in set().union(*flats):
-            if key in _FIXED or key[:2] in _IGNORED:
-                continue
-            if len({f.get(key) for f in flats}) > 1:
-                varied.add(key)
-    return sorted(".".join(k) for k in varied)
-
-
-# Settings that say where and how a run ran, not what it computed.
-_IGNORED = {("train", "device"), ("train", "threads"), ("train", "progress"), ("train", "eval_batch_users")}
-
-
-def read_benchmark(path: str | Path | None) -> dict[str, float]:
-    """The first row of a Snakemake benchmark file (``s``, ``max_rss``, ``cpu_time``, ...); {} when absent."""
-    if path is None or not Path(path).is_file():
-        return {}
-    df = pd.read_csv(path, sep="\t", na_values=["-", "NA"])
-    if df.empty:
-        return {}
-    row = df.iloc[0]
-    return {str(c): pd.to_numeric(row[c], errors="coerce") for c in df.columns if c != "h:m:s"}
-
-
-def load_run(run: str | Path, benchmark: str | Path | None = None) -> dict[str, Any]:
-    """Everything the tables need from one run folder: keys, metrics, summary, training log, benchmark (default:
-    the folder's ``benchmark.tsv``)."""
-    run = Path(run)
-    config = _read_json(run / "config.json")
-    label = _read_json(run / "run.json") if (run / "run.json").is_file() else {}
-    try:
-        keys = run_keys(config, label)
-    except DataError as e:
-        raise DataError(f"{run / 'config.json'}: {e}") from None
-    if benchmark is None and (run / "benchmark.tsv").is_file():
-        benchmark = run / "benchmark.tsv"
-    log_path = run / "train_log.csv"
-    train_log = pd.read_csv(log_path) if log_path.is_file() else pd.DataFrame()
-    return {
-        "run": str(run),
-        "keys": keys,
-        "config": config,
-        "metrics": _read_json(run / "metrics.json"),
-        "summary": _read_json(run / "train_summary.json"),
-        "train_log": train_log,
-        "benchmark": read_benchmark(benchmark),
-    }
-
-
-def tidy_metrics(metrics: dict[str, Any], keys: dict[str, Any]) -> pd.DataFrame:
-    """``metrics.json`` (see :func:`tplib.evaluate.metrics_by_group`) -> one row per group × subset × metric × N,
-    each with the run's ``keys``."""
-    rows = []
-    for group in GROUPS:
-        for subset in SUBSETS:
-            block = metrics.get(group, {}).get(subset)
-            if block is None:
-                raise DataError(f"metrics.json has no {group}/{subset} block; rerun `tp evaluate`")
-            users = int(block.get("users", 0))
-            for name, value in block.items():
-                metric, sep, n = name.partition("@")
-                if not sep:
-                    continue  # "users"
-                rows.append(
-                    {**keys, "group": group, "subset": subset, "metric": metric, "N": int(n),
-                     "value": float(value) if value is not None else math.nan, "users": users}
-                )
-    return _typed(pd.DataFrame(rows, columns=[*keys, *METRIC_KEYS, "value", "users"]))
-
-
-def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    """Stable dtypes for the key columns: counts as (nullable) integers, empty for runs that do not have them (TP's
-    k and P for a baseline run), TP's rates as floats with NaN for baseline runs, study and variant as text."""
-    df = df.copy()
-    for col in ("seed", "N", *PROTOCOL_KEYS):
-        if col in df:
-            df[col] = df[col].astype("int64")
-    for col in ("k", "P", "resumes", "n_pairs"):
-        if col in df:
-            df[col] = df[col].astype("Int64")
-    for col in ("lam", "alpha", "beta"):
-        if col in df:
-            df[col] = df[col].astype("float64")
-    if "study" in df:
-        df["study"] = df["study"].fillna("").astype(str)
-    return df
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -275,7 +128,7 @@ def summarise(runs: pd.DataFrame, against: dict[tuple[str, str], str] | None = N
     both have; baseline rows leave those columns empty, a TP cell without a baseline has 0 pairs. ``against``:
     (study, variant) -> the variant it is compared with instead (a study's ``against``, e.g. TP without
     alignment against TP)."""
-    runs = _typed(runs)
+    runs = typed_columns(runs)
     against = against or {}
     test_cols = list(paired_test([], []).keys())
     settings = _setting_cols(runs)
@@ -316,7 +169,7 @@ def summarise(runs: pd.DataFrame, against: dict[tuple[str, str], str] | None = N
     out["n_pairs"] = out["n_pairs"].astype("Int64")
     out.loc[compared & out["n_pairs"].isna(), "n_pairs"] = 0
     out["n"] = out["n"].astype("int64")
-    return _typed(out[cols])
+    return typed_columns(out[cols])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -357,7 +210,7 @@ def costs_table(loaded: Sequence[dict[str, Any]]) -> pd.DataFrame:
     keys = list(loaded[0]["keys"]) if loaded else RUN_KEYS
     cols = [*keys, "seconds", "max_rss_mb", "cpu_seconds", "wall_seconds", "epochs", "best_epoch", "s_per_epoch",
             "capped", "device", "device_name", "torch_threads", "rows_per_epoch", "resumes", "torch", "python", "run"]
-    return _typed(pd.DataFrame(rows, columns=cols)).sort_values(ID_KEYS, ignore_index=True)
+    return typed_columns(pd.DataFrame(rows, columns=cols)).sort_values(ID_KEYS, ignore_index=True)
 
 
 def diagnostics_table(loaded: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -377,7 +230,7 @@ def diagnostics_table(loaded: Sequence[dict[str, Any]]) -> pd.DataFrame:
     rest = [c for c in df.columns if c not in ID_KEYS]
     known = [c for c in _LOG_ORDER if c in rest]
     cols = [*ID_KEYS, *known, *sorted(c for c in rest if c not in known)]
-    return _typed(df[cols]).sort_values([*ID_KEYS, "epoch"], ignore_index=True)
+    return typed_columns(df[cols]).sort_values([*ID_KEYS, "epoch"], ignore_index=True)
 
 
 # The training log's columns in the order `tp train` writes them (a TP run's log has all of them); columns not
@@ -391,7 +244,7 @@ def stats_table(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per ``stats.json`` written by ``tp prepare`` (nested values as JSON text)."""
     rows = []
     for p in paths:
-        st = _read_json(Path(p))
+        st = read_run_json(Path(p))
         rows.append({k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for k, v in st.items()})
     df = pd.DataFrame(rows)
     if "dataset" in df:
@@ -448,7 +301,7 @@ def aggregate(
         loaded.append(r)
     varied = varied_settings(loaded)
     for r in loaded:
-        flat = _flat(r["config"])
+        flat = flat_config(r["config"])
         r["keys"] |= {name: _cell_value(flat.get(tuple(name.split(".")))) for name in varied}
     log.info("aggregating %d runs into %s", len(loaded), out)
     empty = {g: {s: {} for s in SUBSETS} for g in GROUPS}
@@ -457,7 +310,7 @@ def aggregate(
         if loaded
         else tidy_metrics(empty, dict.fromkeys(RUN_KEYS, 0)).iloc[0:0]
     )
-    tidy = _typed(tidy).sort_values([*ID_KEYS, *METRIC_KEYS], ignore_index=True)
+    tidy = typed_columns(tidy).sort_values([*ID_KEYS, *METRIC_KEYS], ignore_index=True)
     tables = {
         "runs": tidy,
         "summary": summarise(tidy, {(sn, vn): v["against"] for sn, st in (studies or {}).get("studies", {}).items()
