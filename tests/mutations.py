@@ -203,14 +203,14 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "R1-resume-ignores-seed", "resume.pt of another seed accepted as this run's", "tplib/train/loop.py",
-        '    if saved.get("config") != cfg.to_dict() or',
-        '    if {**saved.get("config", {}), "seed": cfg.seed} != cfg.to_dict() or',
+        '    if with_defaults(saved.get("config")) != cfg.to_dict() or',
+        '    if {**with_defaults(saved.get("config")), "seed": cfg.seed} != cfg.to_dict() or',
         (f"{RES}test_a_resumed_run_is_its_own_seed_not_another",),
     ),
     # Searches: a stopped trial's retry, a control's pairing
     Mutation(
         "T1-retry-new-settings", "a stopped trial is tried again with newly sampled settings", "tplib/tune.py",
-        'study.enqueue_trial(dict(t.params), user_attrs={"retry_of": first})',
+        'study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": first})',
         'study.enqueue_trial({}, user_attrs={"retry_of": first})',
         (f"{TU}test_a_killed_trial_is_tried_again_with_its_settings_from_its_checkpoint",),
     ),
