@@ -262,3 +262,38 @@ def test_no_trial_is_pruned_before_prune_after(tmp_path):
                 startup_trials=1, prune_after=5)
     assert (early["state"] == "PRUNED").any()
     assert (late["state"] == "COMPLETE").all()
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage")
+def test_workers_share_one_search_and_its_budget(tmp_path, monkeypatch):
+    """``workers`` 2: a second process runs trials of the same search at the same time (each trial records its
+    worker), the budget counts both workers' trials, no setting is tried twice, and the outputs are written once
+    every trial has ended. This process's trials are slowed so that the other, which must first import torch,
+    gets some of them."""
+    import time
+
+    import tplib.train.loop as loop
+
+    real_fit = loop.fit
+
+    def slow_fit(*args, **kwargs):
+        time.sleep(2)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "fit", slow_fit)
+    table = tune(tiny(), "sasrec", "baseline", SPACE, out=tmp_path, n_trials=6, base_sets=BASE, heartbeat_s=1,
+                 startup_trials=1, workers=2)
+    assert table["state"].isin(["COMPLETE", "PRUNED"]).sum() == 6 and len(table) == 6
+    trials = optuna.load_study(study_name="tiny-sasrec-baseline", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    assert {t.user_attrs["worker"] for t in trials} == {0, 1}
+    settings = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(settings)) == len(settings)
+    assert pd.read_csv(tmp_path / "trials.csv")["trial"].tolist() == list(range(6))
+    assert json.loads((tmp_path / "best.json").read_text())["trial"] in table.loc[table["state"] == "COMPLETE", "trial"].tolist()
+
+
+def test_cli_tune_workers_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", "--data", "x", "--backbone", "sasrec", "--space", "{}", "--trials", "1", "--out", "y",
+              "--workers", "0"])
+    assert "--workers: expected a whole number of at least 1, got '0'" in capsys.readouterr().err

@@ -4,7 +4,8 @@
     tp train    --data DIR --backbone {gru4rec,caser,sasrec} --method {baseline,tp} --seed S --out RUN [--set k=v ...]
     tp evaluate --data DIR --run RUN --out metrics.json
     tp fetch    --dataset NAME --resources DIR
-    tp tune     --data DIR --backbone B --method M --space JSON --trials N --out DIR [--storage URL] [--set k=v ...]
+    tp tune     --data DIR --backbone B --method M --space JSON --trials N --out DIR [--storage URL] [--workers N]
+                [--set k=v ...]
     tp aggregate (--runs RUN ... | --runs-list FILE) [--benchmarks TSV ...] [--stats JSON ...] --out DIR
     tp report   --aggregate DIR --out report/report.html [--figures DIR] [--readme README.md] [--trials CSV]
 
@@ -88,6 +89,16 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
     print(fetch(args.dataset, None, Path(args.resources), download=True, verify=not args.no_verify))
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
+
+
 def _cmd_tune(args: argparse.Namespace) -> None:
     from tplib.data.dataset import SeqDataset
     from tplib.io import DataError
@@ -106,7 +117,7 @@ def _cmd_tune(args: argparse.Namespace) -> None:
         base += [f"{k}={params[k]}" for k in args.keep or [] if k in params]
     table = tune(SeqDataset.load(args.data), args.backbone, args.method, space, out=Path(args.out),
                  n_trials=args.trials, seed=args.seed, base_sets=base, storage=args.storage or "", name=args.name or "",
-                 sampler_seed=args.sampler_seed, prune_after=args.prune_after)
+                 sampler_seed=args.sampler_seed, prune_after=args.prune_after, workers=args.workers)
     print(table["state"].value_counts().to_dict())
 
 
@@ -198,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--prune-after", type=int, default=0, metavar="EPOCHS",
                     help="no trial is pruned before this epoch (default 0: from its first validation on)")
     pn.add_argument("--sampler-seed", type=int, default=0, help="the TPE sampler's seed")
+    pn.add_argument("--workers", type=_positive_int, default=1,
+                    help="trials run at once on this machine, one process each (default 1)")
     pn.add_argument("--keep-from", metavar="BEST_JSON", help="another search's best.json whose --keep settings "
                     "every trial takes (TP on the baseline's tuned architecture)")
     pn.add_argument("--keep", nargs="+", metavar="KEY", help="the settings taken from --keep-from")

@@ -14,7 +14,10 @@ settings (from its last validation where its folder, with its checkpoint, surviv
 run, with the sampler seeded anew from the count of stored trials (so that they do not repeat the first trials'
 settings). Each running trial's worker beats a heartbeat into the storage, so several workers (processes or
 machines) can share one search: a trial counts as running while its heartbeat is fresh, and as killed once it
-has been silent for the grace period.
+has been silent for the grace period. ``workers`` starts that many on this machine (one process each); TPE then
+treats the other workers' running trials as bad ones (its constant liar), so that they do not all try the same
+region. With one worker a search is a function of its seed; with several, which settings are tried depends on
+which trial finishes first.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import logging
 import math
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -103,14 +107,15 @@ def _storage(url: str, out: Path, heartbeat_s: float, grace_s: float):
         url = f"sqlite:///{(out / 'optuna.db').resolve()}"
     if "://" not in url:
         return url
-    with _heartbeat_is_not_news():
+    with _quiet_experimental():
         return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_s), grace_period=int(grace_s),
                                           heartbeat_stale_trial_callback=_retry)
 
 
 @contextlib.contextmanager
-def _heartbeat_is_not_news() -> Iterator[None]:
-    """Optuna warns that its heartbeat is experimental at every use; it has been there since 2.9."""
+def _quiet_experimental() -> Iterator[None]:
+    """Optuna warns that its heartbeat (there since 2.9) and TPE's constant liar (since 2.8) are experimental at
+    every use."""
     import optuna
 
     with warnings.catch_warnings():
@@ -135,14 +140,18 @@ def tune(
     prune_after: int = 0,
     heartbeat_s: float = HEARTBEAT_S,
     grace_s: float = GRACE_S,
-) -> pd.DataFrame:
+    workers: int = 1,
+    worker: int = 0,
+) -> pd.DataFrame | None:
     """Run (or resume) the search of ``space`` for one dataset, backbone and method on the split of ``seed``, until
     ``n_trials`` trials are finished or pruned (no trial is pruned before epoch ``prune_after``, nor before
     ``startup_trials`` trials have finished); write ``out/trials.csv`` and ``out/best.json`` (the best trial's
     settings, ``base_sets`` included, and its validation score) once no trial of the search is running. Several
     workers may run one search on a shared storage (``storage``): a running trial counts towards the budget while
     its worker's heartbeat (every ``heartbeat_s``) is fresh, and is failed and tried again by whichever worker
-    sees it silent for ``grace_s``. Returns the trials table."""
+    sees it silent for ``grace_s``. ``workers`` > 1: that many workers on this machine, this process and
+    ``workers`` - 1 others it starts and waits for (``worker``: which one a process is; only worker 0 writes the
+    outputs). Returns the trials table (None in workers other than 0)."""
     import optuna
 
     check_space(space, backbone, method)
@@ -158,21 +167,26 @@ def tune(
     )
     # The sampler's random stream restarts with each process: seeded by the trials already stored, a resumed
     # search draws new settings instead of repeating its first ones (a fresh search: the seed itself).
-    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.get_trials(deepcopy=False)),
-                                               n_startup_trials=startup_trials)
+    # Each worker draws from a stream of its own.
+    with _quiet_experimental():
+        study.sampler = optuna.samplers.TPESampler(
+            seed=sampler_seed + len(study.get_trials(deepcopy=False)) + WORKER_SEED_STRIDE * worker,
+            n_startup_trials=startup_trials, constant_liar=True)
     # A trial that was running when its job was killed is marked failed and tried again with the same settings
     # (from its checkpoint where its folder survived): a search that is stopped now and then (time limits, a laptop
     # going to sleep) would otherwise lose its longest trials, and with them its slow-learning settings. With a
     # heartbeat that happens once the trial is silent for grace_s (Optuna's fail_stale_trials, before each trial
     # and while waiting); a running trial without one (started without heartbeats) belongs to no live worker.
+    # Only the first worker of a `tp tune` looks, before it starts the others: theirs would be in the way.
     beats = not isinstance(store, str)  # an RDB storage, built with a heartbeat
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if worker == 0 else ():
         if not (beats and t.user_attrs.get("heartbeat")):
             study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
             _retry(study, t)
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("heartbeat", beats)
+        trial.set_user_attr("worker", worker)
         params = suggest(trial, space)
         cfg = build_config(backbone, method, seed, ds.name,
                            parse_sets([*base_sets, *(f"{k}={v}" for k, v in params.items())]))
@@ -208,19 +222,23 @@ def tune(
         return float(summary[f"best_valid_{cfg.eval.select_metric}"])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    while True:  # one trial at a time, so that a trial that fails does not count towards the budget
-        if beats:
-            with _heartbeat_is_not_news():
-                optuna.storages.fail_stale_trials(study)
-        states = [t.state.name for t in study.get_trials(deepcopy=False)]
-        done, running, waiting = sum(s in DONE for s in states), states.count("RUNNING"), states.count("WAITING")
-        if done >= n_trials and not running:
-            break
-        if done >= n_trials or (done + running >= n_trials and not waiting):  # other workers' trials fill it
-            time.sleep(heartbeat_s)
-            continue
-        log.info("search %s: %d trials done, %d running, %d to run", name, done, running, n_trials - done - running)
-        study.optimize(objective, n_trials=1, catch=())
+    others = _start_workers(workers, dict(
+        ds=ds, backbone=backbone, method=method, space=space, out=out, n_trials=n_trials, seed=seed,
+        base_sets=list(base_sets), storage=storage, name=name, sampler_seed=sampler_seed,
+        startup_trials=startup_trials, prune_after=prune_after, heartbeat_s=heartbeat_s, grace_s=grace_s))
+    try:
+        _work(study, objective, name, n_trials, beats, heartbeat_s)
+    except BaseException:  # a failed trial, a kill: the other workers stop too
+        for p in others:
+            p.terminate()
+        raise
+    for p in others:
+        p.join()
+    stopped = [f"worker {i} (exit status {p.exitcode})" for i, p in enumerate(others, 1) if p.exitcode]
+    if stopped:
+        raise DataError(f"search {name}: {', '.join(stopped)} stopped; see the log")
+    if worker:
+        return None
     if (out / "trials").is_dir() and not any((out / "trials").iterdir()):
         (out / "trials").rmdir()
     table = trials_table(study, {"dataset": ds.name, "backbone": backbone, "method": method})
@@ -234,6 +252,47 @@ def tune(
             "sets": [*base_sets, *(f"{k}={v}" for k, v in params.items())], "importances": importances(study)}
     atomic_write_text(out / "best.json", json.dumps(best, indent=2, sort_keys=True) + "\n")
     return table
+
+
+WORKER_SEED_STRIDE = 1000  # worker i's sampler seed: the search's, plus the trials stored, plus i times this
+
+
+def _work(study: Any, objective: Any, name: str, n_trials: int, beats: bool, heartbeat_s: float) -> None:
+    """One worker's loop: run trials until the budget is reached and no trial of the search is running."""
+    import optuna
+
+    while True:  # one trial at a time, so that a trial that fails does not count towards the budget
+        if beats:
+            with _quiet_experimental():
+                optuna.storages.fail_stale_trials(study)
+        states = [t.state.name for t in study.get_trials(deepcopy=False)]
+        done, running, waiting = sum(s in DONE for s in states), states.count("RUNNING"), states.count("WAITING")
+        if done >= n_trials and not running:
+            break
+        if done >= n_trials or (done + running >= n_trials and not waiting):  # other workers' trials fill it
+            time.sleep(heartbeat_s)
+            continue
+        log.info("search %s: %d trials done, %d running, %d to run", name, done, running, n_trials - done - running)
+        study.optimize(objective, n_trials=1, catch=())
+
+
+def _start_workers(workers: int, kwargs: dict[str, Any]) -> list[Any]:
+    """Start workers 1 .. ``workers`` - 1 of a search, each a process running :func:`tune` (``kwargs``) on the same
+    storage; the caller is worker 0."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # no forked torch or SQLite state
+    procs = [ctx.Process(target=_worker_main, args=({**kwargs, "worker": i},), name=f"tune-worker-{i}")
+             for i in range(1, workers)]
+    for p in procs:
+        p.start()
+    return procs
+
+
+def _worker_main(kwargs: dict[str, Any]) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s %(levelname)s %(name)s [worker {kwargs['worker']}]: %(message)s")
+    tune(**kwargs)
 
 
 IMPORTANCE_MIN_TRIALS = 8  # so that the best quarter, which PED-ANOVA contrasts with all, holds two trials
