@@ -1270,3 +1270,18 @@ def test_a_search_plot_carries_its_best_so_far_past_pruned_and_failed_trials():
     (line,) = fig.axes[0].get_lines()
     assert list(line.get_xdata()) == list(range(7))
     np.testing.assert_array_equal(line.get_ydata(), [np.nan, 0.02, 0.02, 0.02, 0.04, 0.04, 0.04])
+
+
+def test_a_tuned_studys_variants_say_they_start_from_their_search():
+    """A study with ``tuned_from`` runs each method at its search's best settings, and says so (not "the
+    backbone's own settings"); a control names what it changes on top and what it is compared with."""
+    from tplib.report.tables import variant_settings
+
+    best = "the best settings of its method's search (tuning fair)"
+    assert variant_settings({"method": "baseline"}, "fair") == best
+    assert variant_settings({"method": "tp", "set": {"tp.align": False}, "against": "tp"}, "fair") == \
+        f"{best}, then tp.align false; compared with tp"
+    assert variant_settings({"method": "tp", "set": {"tp.lam": 0}, "against": "tp"}, "fair") == \
+        f"{best}, then λ 0; compared with tp"
+    assert variant_settings({"method": "baseline"}) == "the backbone's own settings"
+    assert variant_settings({"method": "tp", "set": {"tp.k": 2, "tp.lam": 0.1}}) == "k 2, λ 0.1"

@@ -42,9 +42,15 @@ STUDY_CELLS = (  # (group, subset, metric) at N = 10
 SETTING_NAMES = {"tp.k": "k", "tp.lam": "λ", "tp.alpha": "α", "tp.beta": "β", "tp.P": "P"}
 
 
-def _settings_text(spec: dict[str, Any]) -> str:
-    sets = spec.get("set") or {}
-    text = ", ".join(f"{SETTING_NAMES.get(k, k)} {v}" for k, v in sets.items()) or "the backbone's own settings"
+def variant_settings(spec: dict[str, Any], tuned_from: str | None = None) -> str:
+    """A variant's settings in words: those it sets, after its method's best settings where its study starts from
+    a search (``tuned_from``), else after the backbone's own; and the variant it is compared with, if named."""
+    own = ", ".join(f"{SETTING_NAMES.get(k, k)} {str(v).lower() if isinstance(v, bool) else v}"
+                    for k, v in (spec.get("set") or {}).items())
+    if tuned_from:
+        text = f"the best settings of its method's search (tuning {tuned_from})" + (f", then {own}" if own else "")
+    else:
+        text = own or "the backbone's own settings"
     return text + (f"; compared with {spec['against']}" if spec.get("against") else "")
 
 
@@ -102,7 +108,8 @@ def study_blocks(agg: Aggregate, name: str, datasets: Sequence[str], backbones: 
         "about": st.get("about", ""),
         "protocol": protocol_words(protocol) if protocol else "—",
         "variants": [{"name": v, "method": METHOD_LABEL.get(spec.get("method"), spec.get("method")),
-                      "settings": _settings_text(spec)} for v, spec in (st.get("variants") or {}).items()],
+                      "settings": variant_settings(spec, st.get("tuned_from"))}
+                     for v, spec in (st.get("variants") or {}).items()],
         "seeds": ", ".join(map(str, st.get("seeds") or [])),
         "runs": f"{n_runs} of {n_declared} runs finished",
         "header": [f"{'' if s == 'all' else s + ' '}{m}@10" for _g, s, m in STUDY_CELLS],
