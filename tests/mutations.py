@@ -221,7 +221,7 @@ MUTATIONS: list[Mutation] = [
         (f"{TU}test_a_killed_trial_is_tried_again_with_its_settings_from_its_checkpoint",),
     ),
     Mutation(
-        "T3-errors-read-as-stops", "a trial that raised is counted as interrupted", "tplib/tune.py",
+        "T3-errors-read-as-stops", "a trial that raised is counted as interrupted", "tplib/trials.py",
         'interrupted = t.state.name == "FAIL" and "error" not in t.user_attrs',
         'interrupted = t.state.name == "FAIL"',
         (f"{TU}test_a_trial_that_raises_fails_with_its_error_and_is_not_tried_again",),
@@ -288,6 +288,12 @@ MUTATIONS: list[Mutation] = [
         "        if done >= n_trials or (done + running >= n_trials and not waiting):",
         "        if done >= n_trials:",
         ("tests/test_tune.py::test_a_live_workers_trial_counts_and_is_tried_again_once_its_heartbeat_stops",),
+    ),
+    Mutation(
+        "17c-workers-not-started", "tp tune --workers N runs one worker only", "tplib/tune.py",
+        "             for i in range(1, workers)]",
+        "             for i in range(1, 1)]",
+        ("tests/test_tune.py::test_workers_share_one_search_and_its_budget",),
     ),
 ]
 

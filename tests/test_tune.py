@@ -15,8 +15,8 @@ from tplib.config import build_config, parse_sets
 from tplib.data.dataset import SeqDataset
 from tplib.train.loop import fit
 from tplib.io import ConfigError, DataError
-from tplib.tune import (IMPORTANCE_MIN_TRIALS, check_space, gather_trials, importances_of, stored_trials,
-                        suggest, tune)
+from tplib.trials import IMPORTANCE_MIN_TRIALS, gather_trials, importances_of, stored_trials
+from tplib.tune import check_space, suggest, tune
 
 SPACE = {"train.lr": {"log": [1e-3, 1e-2]}, "model.d": {"int": [8, 16, 8]}, "model.dropout": {"choice": [0.0, 0.5]}}
 BASE = ["train.max_epochs=2", "train.eval_every=1", "train.progress=false", "model.max_len=10"]
@@ -74,7 +74,7 @@ def test_importances_from_enough_finished_trials_only():
 def test_epochs_of_trials_that_recorded_none_come_from_their_validations(tmp_path):
     """Trials finished before a trial recorded its epochs: the last validation it reported, and the first epoch of
     its highest score (as fit keeps its best); a trial that did not finish has no best epoch."""
-    from tplib.tune import trials_table
+    from tplib.trials import trials_table
 
     study = optuna.create_study(direction="maximize")
     for scores, state in (({2: 0.1, 4: 0.3, 6: 0.3, 8: 0.2}, "COMPLETE"), ({2: 0.1, 4: 0.05}, "PRUNED")):

@@ -28,7 +28,7 @@ from tplib.report import provenance as P
 from tplib.report import sections as S
 from tplib.report import tables as T
 from tplib.report.figures import label
-from tplib.tune import IMPORTANCE_MIN_TRIALS
+from tplib.trials import IMPORTANCE_MIN_TRIALS
 from tplib.report.load import ALPHA, Aggregate, load_aggregate
 from tplib.report.paper import PAPER_BACKBONES, PAPER_DATASETS
 

@@ -26,7 +26,8 @@ from tplib.report.load import (
     verdict,
 )
 from tplib.report.paper import METHOD_LABEL, PAPER_BACKBONES, PAPER_DATASETS
-from tplib.tune import importances_of, search_name
+from tplib.trials import importances_of
+from tplib.tune import search_name
 
 # ---------------------------------------------------------------------------------------------------------
 # Studies
@@ -249,7 +250,7 @@ def _fmt_param(v: Any) -> str:
 
 
 def _importances(trials: pd.DataFrame, space: dict[str, Any]) -> list[tuple[str, str]]:
-    """A search's settings by how much they mattered (tplib.tune.importances_of), largest first; [] if unknown."""
+    """A search's settings by how much they mattered (tplib.trials.importances_of), largest first; [] if unknown."""
     if not len(trials) or (trials["state"] == "COMPLETE").sum() < 2:
         return []
     shares = importances_of(trials, space)

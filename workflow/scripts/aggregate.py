@@ -11,7 +11,7 @@ import yaml
 
 from tplib.aggregate import aggregate
 from tplib.io import atomic_write_text
-from tplib.tune import gather_trials
+from tplib.trials import gather_trials
 
 with open(snakemake.log[0], "w") as log_file:  # noqa: F821 - `snakemake` is injected by Snakemake
     sys.stderr = log_file
