@@ -87,6 +87,7 @@ def suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
 
 
 HEARTBEAT_S, GRACE_S = 60, 600  # a running trial's worker writes a heartbeat this often; silent this long: dead
+POLL_S = 5  # a worker with no trial left to start looks this often whether the others' have ended
 
 
 def _retry(study: Any, trial: Any) -> None:
@@ -270,7 +271,7 @@ def _work(study: Any, objective: Any, name: str, n_trials: int, beats: bool, hea
         if done >= n_trials and not running:
             break
         if done >= n_trials or (done + running >= n_trials and not waiting):  # other workers' trials fill it
-            time.sleep(heartbeat_s)
+            time.sleep(min(heartbeat_s, POLL_S))
             continue
         log.info("search %s: %d trials done, %d running, %d to run", name, done, running, n_trials - done - running)
         study.optimize(objective, n_trials=1, catch=())
