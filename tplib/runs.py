@@ -51,7 +51,6 @@ GROUPS = ("existing", "new")
 SUBSETS = ("all", "head", "tail")
 
 
-
 def read_run_json(path: Path) -> Any:
     if not path.is_file():
         raise DataError(f"{path}: not found; is the run finished (tp train) and evaluated (tp evaluate)?")
