@@ -1,5 +1,6 @@
 """Shared fixtures: the read-only real data folder (``../shared/data``, or ``$TP_SHARED_DATA``) and headless
-Chromium (``/usr/bin/chromium``) for the tests that load the report in a browser."""
+Chromium (``/usr/bin/chromium``) for the tests that load the report in a browser; the report tests' page, rendered
+once."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ def shared_data() -> Path:
     if not d.is_dir():
         pytest.skip(f"real data folder {d} not found (set TP_SHARED_DATA to the folder holding ml-1m/ etc.)")
     return d
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """report_fixture.py's studies aggregated and rendered once for all the report tests (read only)."""
+    from report_fixture import build_report
+
+    return build_report(tmp_path_factory.mktemp("report"))
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -238,14 +238,14 @@ MUTATIONS: list[Mutation] = [
         "tplib/report/claims.py",
         "                    t = cell(tp, ds, bb, group, metric, N)",
         "                    t = cell(tp, ds, bb, \"existing\", metric, N)",
-        ("tests/test_report.py::test_table3_numbers_are_the_main_studys_with_the_papers_beside",),
+        ("tests/test_report_tables.py::test_table3_numbers_are_the_main_studys_with_the_papers_beside",),
     ),
     Mutation(
         "14-table3-other-study", "Table 3 reads every study's rows, not the main study's",
         "tplib/report/render.py",
         "t3 = C.table3(agg.study(\"summary\", main), tp_name",
         "t3 = C.table3(agg.summary, tp_name",
-        ("tests/test_report.py::test_table3_not_run_cells_and_tp_of_another_study",),
+        ("tests/test_report_tables.py::test_table3_not_run_cells_and_tp_of_another_study",),
     ),
     Mutation(
         "15a-noalign-moves-vmapped", "without alignment, the vectorised chains still take their inner steps",
