@@ -4,7 +4,7 @@ metrics.json, benchmark.tsv), aggregated by tplib.aggregate.aggregate, with the 
 beside the tables; and the helpers that read the rendered page.
 
 The numbers follow a formula (:func:`value`), so the tests check the page against numbers computed here, not
-against the library's own tables. conftest.py's ``built`` fixture renders the page once per test session."""
+against the library's own tables. conftest.py's ``built`` fixture renders the page once for all the report tests."""
 
 from __future__ import annotations
 
